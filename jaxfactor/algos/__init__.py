@@ -1,0 +1,9 @@
+"""Algorithms: each module registers a factory `make(cfg, env_cfg, spec) -> Algorithm`."""
+
+from jaxfactor.algos.registry import ALGOS, make_algo
+
+# Importing the modules registers them.
+from jaxfactor.algos import qmix as _qmix  # noqa: F401,E402
+from jaxfactor.algos import vdn as _vdn  # noqa: F401,E402
+
+__all__ = ["ALGOS", "make_algo"]

@@ -1,0 +1,90 @@
+"""Episode replay buffer (PyMARL2 semantics): FIFO of whole episodes, uniform sampling without
+replacement (ALGORITHMS.md §1.7, §13 item 19). One buffer per seed; the seed axis is added by vmap.
+
+flashbax's trajectory buffer samples fixed-length windows from a time ring; PyMARL2 stores padded
+episodes with fill masks and samples B distinct episodes, so we keep this small buffer instead.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxfactor.errors import ConfigError
+from jaxfactor.structs import EnvSpec, Episodes
+
+
+@struct.dataclass
+class BufferState:
+    data: Episodes  # leaves [C, T, ...]
+    insert_pos: jax.Array  # [] int32
+    size: jax.Array  # [] int32
+
+
+def episode_shapes(spec: EnvSpec) -> Episodes:
+    """ShapeDtypeStructs of one stored episode (T = episode_limit + 1 slots)."""
+    T, N, A = spec.episode_limit + 1, spec.num_agents, spec.num_actions
+    sds = jax.ShapeDtypeStruct
+    return Episodes(obs=sds((T, N, spec.obs_dim), jnp.float32), state=sds((T, spec.state_dim), jnp.float32),
+                    avail=sds((T, N, A), jnp.bool_), actions=sds((T, N), jnp.int32),
+                    reward=sds((T,), jnp.float32), terminal=sds((T,), jnp.bool_), filled=sds((T,), jnp.bool_))
+
+
+def estimate_bytes(spec: EnvSpec, capacity: int) -> int:
+    """Bytes of one seed's buffer."""
+    leaves = jax.tree.leaves(episode_shapes(spec))
+    return capacity * sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves)
+
+
+def available_memory_bytes() -> int:
+    """Free memory of the default device (GPU stats when present, host RAM otherwise)."""
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_memory(spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: float) -> int:
+    """Fail fast, before allocating, if the replay buffers would not fit. Returns the total bytes."""
+    total = estimate_bytes(spec, capacity) * num_seeds
+    free = available_memory_bytes()
+    if total > max_fraction * free:
+        raise ConfigError(
+            f"replay buffers need {total / 2**30:.2f} GiB ({num_seeds} seeds x algo.buffer_size={capacity} "
+            f"episodes x {estimate_bytes(spec, 1) / 2**10:.1f} KiB), more than max_buffer_memory_fraction="
+            f"{max_fraction} of the {free / 2**30:.2f} GiB free; lower algo.buffer_size or num_seeds")
+    return total
+
+
+def init(spec: EnvSpec, capacity: int) -> BufferState:
+    data = jax.tree.map(lambda s: jnp.zeros((capacity,) + s.shape, s.dtype), episode_shapes(spec))
+    return BufferState(data=data, insert_pos=jnp.array(0, jnp.int32), size=jnp.array(0, jnp.int32))
+
+
+def add(buffer: BufferState, episodes: Episodes) -> BufferState:
+    """Insert E episodes (leaves [E, T, ...]) FIFO."""
+    capacity = buffer.data.reward.shape[0]
+    num = episodes.reward.shape[0]
+    idx = (buffer.insert_pos + jnp.arange(num)) % capacity
+    data = jax.tree.map(lambda store, new: store.at[idx].set(new), buffer.data, episodes)
+    return BufferState(data=data, insert_pos=(buffer.insert_pos + num) % capacity,
+                       size=jnp.minimum(buffer.size + num, capacity))
+
+
+def sample(buffer: BufferState, key: jax.Array, batch_size: int) -> Episodes:
+    """B distinct episodes, uniformly among the stored ones (top-k of random scores = sampling
+    without replacement). Requires size >= B, which the runner checks before learning."""
+    capacity = buffer.data.reward.shape[0]
+    scores = jax.random.uniform(key, (capacity,))
+    scores = jnp.where(jnp.arange(capacity) < buffer.size, scores, -1.0)
+    _, idx = jax.lax.top_k(scores, batch_size)
+    return jax.tree.map(lambda x: x[idx], buffer.data)
+
+
+def can_sample(buffer: BufferState, batch_size: int) -> jax.Array:
+    return buffer.size >= batch_size

@@ -1,0 +1,73 @@
+"""Command-line validation before Hydra runs, so bad input gets ONE line naming the field and the
+allowed values (Hydra's own messages span several lines and a stack trace hint)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from jaxfactor.config import CONFIG_DIR
+from jaxfactor.errors import ConfigError
+
+GROUPS = ("algo", "env")
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def _compose(overrides: Sequence[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose configs/ with overrides (used by tests and the CLI check), after validating them."""
+    check_overrides(overrides)
+    return _compose(overrides)
+
+
+def _key_exists(cfg: DictConfig, dotted: str) -> bool:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_overrides(args: Sequence[str]) -> None:
+    """Validate `group=option` choices and `key=value` keys; raises ConfigError."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cli = [a for a in args if not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(cli)
+    except Exception as e:  # Hydra's grammar errors
+        raise ConfigError(f"cannot parse overrides {cli}: {str(e).splitlines()[0]}") from None
+    group_choice = []
+    for o in overrides:
+        key = o.key_or_group
+        if key in GROUPS and not o.is_add() and not o.is_delete():
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+            for v in values:
+                if v not in group_options(key):
+                    raise ConfigError(f"unknown {key} '{v}'; allowed: {', '.join(group_options(key))}")
+            group_choice.append(f"{key}={values[0]}")
+    base = _compose(group_choice)
+    for o in overrides:
+        key = o.key_or_group
+        if key in GROUPS or key.startswith("hydra") or o.is_add() or o.package:
+            continue
+        if not _key_exists(base, key):
+            top = ", ".join(k for k in base.keys() if k not in GROUPS)
+            section = key.rsplit(".", 1)[0] if "." in key else None
+            if section and _key_exists(base, section):
+                allowed = ", ".join(OmegaConf.select(base, section).keys())
+                raise ConfigError(f"unknown key '{key}'; allowed keys in {section}: {allowed}")
+            raise ConfigError(f"unknown key '{key}'; allowed top-level keys: {top} (and algo.*, env.*)")

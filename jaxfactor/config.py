@@ -1,0 +1,207 @@
+"""Typed, frozen run configuration built from the composed Hydra config.
+
+Hydra composes `configs/`; `from_dict` turns the result into frozen dataclasses and checks every
+value, raising `ConfigError` with the field name and the allowed values. Derived sizes live in
+`RunPlan`, never written back into the config (DESIGN.md §2.3.14).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from jaxfactor.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoConfig:
+    name: str
+    """Registered algorithm name (configs/algo/<name>.yaml)."""
+    mixer: str
+    """Registered mixer name: vdn or qmix."""
+    bootstrap: str
+    """Bootstrap value of the TD(lambda) target: greedy (double-Q) or sarsa (stored action)."""
+    double_q: bool
+    """Bootstrap action from the online network (True) or from the target network (False)."""
+    gamma: float
+    td_lambda: float
+    lr: float
+    grad_clip: float
+    """Global-norm gradient clipping threshold."""
+    loss_scale: float
+    """c in ALGORITHMS.md §1.6 (0.5 for the PyMARL2 learners)."""
+    eps_start: float
+    eps_finish: float
+    eps_anneal_steps: int
+    """Env steps over which epsilon anneals linearly from eps_start to eps_finish."""
+    num_envs: int
+    """Parallel environments per seed (episodes collected per update)."""
+    buffer_size: int
+    """Replay capacity in episodes, per seed."""
+    batch_size: int
+    """Episodes sampled per gradient step."""
+    target_update_episodes: int
+    """Hard target copy once this many episodes were collected since the last copy."""
+    agent_hidden_dim: int
+    mixing_embed_dim: int
+    hypernet_embed_dim: int
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Algorithm-specific keys (validated by the algorithm's factory)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    name: str
+    """Preset name (configs/env/<name>.yaml)."""
+    kind: str
+    """Registered environment kind: matrix or smax."""
+    obs_last_action: bool
+    """Append the one-hot previous action to each agent's input (ALGORITHMS.md §1.3)."""
+    obs_agent_id: bool
+    """Append the one-hot agent id to each agent's input."""
+    t_max: int
+    """Default training budget in env steps (the paper's t_max)."""
+    test_interval: int
+    """Default env steps between greedy evaluations."""
+    test_episodes: int
+    """Greedy evaluation episodes per seed."""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Kind-specific keys (e.g. payoff, map_name), validated by the environment kind."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    algo: AlgoConfig
+    env: EnvConfig
+    seed: int
+    num_seeds: int
+    total_timesteps: int
+    """Env steps per seed; training stops at the first chunk boundary past it."""
+    eval_every_steps: int
+    log_every_steps: int
+    """Env steps per compiled chunk (one host log line per chunk)."""
+    run_dir: str
+    progress: bool
+    max_buffer_memory_fraction: float
+    """Refuse to start when replay buffers would take more than this fraction of free memory."""
+
+
+def _fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _split(d: Mapping[str, Any], cls, extra_field: str) -> dict[str, Any]:
+    known = [f for f in _fields(cls) if f != extra_field]
+    missing = [k for k in known if k not in d]
+    if missing:
+        raise ConfigError(f"{cls.__name__} is missing key(s) {missing}")
+    out = {k: d[k] for k in known}
+    out[extra_field] = MappingProxyType({k: v for k, v in d.items() if k not in known})
+    return out
+
+
+def _check_type(section: str, name: str, value: Any, kind: type) -> None:
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ConfigError(f"{section}.{name} must be {kind.__name__}, got {value!r}")
+
+
+def _check_range(field: str, value: float, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False) -> None:
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
+    if bad:
+        left = "(" if lo_open else "["
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf)" if hi is None else f"{hi:g}]"
+        raise ConfigError(f"{field}={value!r} is out of range; allowed: {left}{lo_s}, {hi_s}")
+
+
+def _typed(cls, section: str, values: dict[str, Any]) -> Any:
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        t = hints[name]
+        kind = {"str": str, "bool": bool, "int": int, "float": float}.get(t if isinstance(t, str) else t.__name__)
+        if kind is not None:
+            _check_type(section, name, value, kind)
+            if kind is float:
+                values[name] = float(value)
+    return cls(**values)
+
+
+def from_dict(d: Mapping[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from a plain (resolved) dict."""
+    d = dict(d)
+    algo = _typed(AlgoConfig, "algo", _split(d.pop("algo"), AlgoConfig, "extra"))
+    env = _typed(EnvConfig, "env", _split(d.pop("env"), EnvConfig, "params"))
+    known = [f for f in _fields(RunConfig) if f not in ("algo", "env")]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; allowed: {', '.join(known)}")
+    run = _typed(RunConfig, "", {**{k: d[k] for k in known}, "algo": algo, "env": env})
+    validate(run)
+    return run
+
+
+def validate(cfg: RunConfig) -> None:
+    a = cfg.algo
+    _check_range("num_seeds", cfg.num_seeds, 1)
+    _check_range("total_timesteps", cfg.total_timesteps, 1)
+    _check_range("eval_every_steps", cfg.eval_every_steps, 1)
+    _check_range("log_every_steps", cfg.log_every_steps, 1)
+    _check_range("max_buffer_memory_fraction", cfg.max_buffer_memory_fraction, 0.0, 1.0, lo_open=True)
+    for name in ("eps_start", "eps_finish"):
+        _check_range(f"algo.{name}", getattr(a, name), 0.0, 1.0)
+    _check_range("algo.eps_anneal_steps", a.eps_anneal_steps, 1)
+    _check_range("algo.gamma", a.gamma, 0.0, 1.0)
+    _check_range("algo.td_lambda", a.td_lambda, 0.0, 1.0)
+    _check_range("algo.lr", a.lr, 0.0, lo_open=True)
+    _check_range("algo.grad_clip", a.grad_clip, 0.0, lo_open=True)
+    _check_range("algo.loss_scale", a.loss_scale, 0.0, lo_open=True)
+    for name in ("num_envs", "buffer_size", "batch_size", "target_update_episodes",
+                 "agent_hidden_dim", "mixing_embed_dim", "hypernet_embed_dim"):
+        _check_range(f"algo.{name}", getattr(a, name), 1)
+    if a.batch_size > a.buffer_size:
+        raise ConfigError(f"algo.batch_size={a.batch_size} exceeds algo.buffer_size={a.buffer_size}; "
+                          "allowed: batch_size <= buffer_size")
+    if a.bootstrap not in ("greedy", "sarsa"):
+        raise ConfigError(f"algo.bootstrap='{a.bootstrap}' is unknown; allowed: greedy, sarsa")
+    _check_range("env.t_max", cfg.env.t_max, 1)
+    _check_range("env.test_interval", cfg.env.test_interval, 1)
+    _check_range("env.test_episodes", cfg.env.test_episodes, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """Sizes derived from a config and an env spec (never written back into the config)."""
+
+    updates_per_chunk: int
+    eval_every_chunks: int
+    max_env_steps_per_update: int
+    buffer_bytes_per_seed: int
+
+
+def plan(cfg: RunConfig, episode_limit: int, buffer_bytes_per_seed: int) -> RunPlan:
+    # An update collects num_envs episodes of at most episode_limit steps; size chunks on that bound.
+    max_steps = cfg.algo.num_envs * episode_limit
+    updates_per_chunk = max(1, math.ceil(cfg.log_every_steps / max_steps))
+    chunk_steps = updates_per_chunk * max_steps
+    eval_every_chunks = max(1, round(cfg.eval_every_steps / chunk_steps))
+    return RunPlan(updates_per_chunk, eval_every_chunks, max_steps, buffer_bytes_per_seed)
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses and mapping proxies to plain dicts/lists (for JSON)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,46 @@
+"""The JaxEnv protocol and the kind registry.
+
+An env is pure: `reset(key) -> (env_state, Timestep)` and `step(key, env_state, actions [N])
+-> (env_state, Timestep)`, jittable and vmappable; it never auto-resets (the runner owns episode
+boundaries, PyMARL2-style episodic collection). Adapters are classes registered under an explicit
+`kind` (no name-substring dispatch).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol
+
+import jax
+
+from jaxfactor.errors import ConfigError
+from jaxfactor.registry import Registry
+from jaxfactor.structs import EnvSpec, Timestep
+
+
+class JaxEnv(Protocol):
+    spec: EnvSpec
+
+    def reset(self, key: jax.Array) -> tuple[Any, Timestep]: ...
+
+    def step(self, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple[Any, Timestep]: ...
+
+
+ENV_KINDS: Registry = Registry("env.kind")
+
+
+def check_params(kind: str, params: Mapping[str, Any], required: tuple[str, ...],
+                 optional: tuple[str, ...] = ()) -> None:
+    """Every kind-specific key must be known to the kind, and required ones present."""
+    allowed = required + optional
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(f"env.{unknown[0]} is not a key of env kind '{kind}'; allowed: "
+                          f"{', '.join(allowed) or '(none)'}")
+    missing = [k for k in required if params.get(k) is None]
+    if missing:
+        raise ConfigError(f"env.{missing[0]} is required for env kind '{kind}'")
+
+
+def make_env(kind: str, params: Mapping[str, Any]) -> JaxEnv:
+    """Build the env of a registered kind from its kind-specific parameters."""
+    return ENV_KINDS.get(kind).from_params(params)

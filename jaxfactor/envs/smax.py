@@ -1,0 +1,75 @@
+"""SMAX (jaxmarl) adapter: every SMAX map as one team of learners against the heuristic enemy.
+
+Exposes the stacked per-agent observations, jaxmarl's world state as the global state, the
+availability masks, ONE team reward (SMAX gives every ally the same team reward: we take it
+once, never the sum over agents, ALGORITHMS.md §1.10), termination only when a side is wiped
+out (the time limit is a truncation handled by the runner), and a `won` flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxfactor.envs.base import ENV_KINDS, check_params
+from jaxfactor.errors import ConfigError
+from jaxfactor.structs import EnvSpec, Timestep
+
+
+def smax_map_names() -> list[str]:
+    from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
+
+    return sorted(MAP_NAME_TO_SCENARIO)
+
+
+@ENV_KINDS.register("smax")
+class SMAXAdapter:
+    def __init__(self, map_name: str, max_steps: int = 100, enemy_shoots: bool = True,
+                 attack_mode: str = "closest"):
+        from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+
+        if map_name not in smax_map_names():
+            raise ConfigError(f"unknown env.map_name '{map_name}'; allowed: {', '.join(smax_map_names())}")
+        self.env = HeuristicEnemySMAX(scenario=map_name_to_scenario(map_name), max_steps=max_steps,
+                                      enemy_shoots=enemy_shoots, attack_mode=attack_mode)
+        self.agents = list(self.env.agents)
+        n = len(self.agents)
+        obs_dim = self.env.observation_spaces[self.agents[0]].shape[0]
+        key = jax.random.key(0)
+        state_dim = jax.eval_shape(lambda k: self.env.reset(k)[0]["world_state"], key).shape[-1]
+        self.spec = EnvSpec(num_agents=n, obs_dim=int(obs_dim), state_dim=int(state_dim),
+                            num_actions=int(self.env.action_spaces[self.agents[0]].n),
+                            episode_limit=int(max_steps), has_win_flag=True)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "SMAXAdapter":
+        check_params("smax", params, required=("map_name",),
+                     optional=("max_steps", "enemy_shoots", "attack_mode"))
+        return cls(**{k: v for k, v in params.items() if v is not None})
+
+    def _timestep(self, obs: dict, env_state: Any, reward: jax.Array) -> Timestep:
+        inner = env_state.state
+        n = self.spec.num_agents
+        allies_dead = jnp.all(~inner.unit_alive[:n])
+        enemies_dead = jnp.all(~inner.unit_alive[n:])
+        avail = self.env.get_avail_actions(env_state)
+        return Timestep(
+            obs=jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32),
+            state=obs["world_state"].astype(jnp.float32),
+            avail=jnp.stack([avail[a] for a in self.agents]).astype(bool),
+            reward=jnp.asarray(reward, jnp.float32),
+            terminal=allies_dead | enemies_dead,
+            won=enemies_dead & ~allies_dead,
+        )
+
+    def reset(self, key: jax.Array) -> tuple[Any, Timestep]:
+        obs, env_state = self.env.reset(key)
+        return env_state, self._timestep(obs, env_state, jnp.array(0.0))
+
+    def step(self, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple[Any, Timestep]:
+        action_dict = {a: actions[i] for i, a in enumerate(self.agents)}
+        # step_env: no auto-reset, so the final observation survives for the bootstrap slot.
+        obs, env_state, rewards, _, _ = self.env.step_env(key, env_state, action_dict)
+        return env_state, self._timestep(obs, env_state, rewards[self.agents[0]])

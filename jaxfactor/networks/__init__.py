@@ -1,0 +1,1 @@
+"""Linen networks: PyTorch-initialised layers, the recurrent agent and the mixers."""

@@ -1,0 +1,1 @@
+"""Pure RL maths: targets, action selection, schedules."""

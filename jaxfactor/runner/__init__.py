@@ -1,0 +1,1 @@
+"""Runners: the one device loop (anakin) and its rollout."""

@@ -1,0 +1,71 @@
+"""Data types shared by environments, buffers, algorithms and runners.
+
+Episodes follow the PyMARL2 layout (ALGORITHMS.md §1.2): an episode with limit L occupies
+T = L + 1 slots; slot t < L holds a transition, the slot after the last real transition
+(the bootstrap slot) holds the final observation and a behaviour action chosen there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from flax import struct
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a (single, unbatched) environment."""
+
+    num_agents: int
+    obs_dim: int
+    state_dim: int
+    num_actions: int
+    episode_limit: int
+    has_win_flag: bool
+
+
+@struct.dataclass
+class Timestep:
+    """What an environment returns, for one env (VecEnv prepends E).
+
+    obs [N,D] f32, state [G] f32, avail [N,A] bool, reward [] f32 (one team reward),
+    terminal [] bool (true termination only; the time limit is never terminal),
+    won [] bool (battle won on this step; always False for envs without a win flag).
+    """
+
+    obs: jax.Array
+    state: jax.Array
+    avail: jax.Array
+    reward: jax.Array
+    terminal: jax.Array
+    won: jax.Array
+
+
+@struct.dataclass
+class Episodes:
+    """A batch of stored episodes, batch-major: leading [B, T] (or [E, T] from a rollout).
+
+    obs [B,T,N,D], state [B,T,G], avail [B,T,N,A] bool, actions [B,T,N] int32,
+    reward [B,T] f32, terminal [B,T] bool (d_t), filled [B,T] bool (f_t).
+    reward/terminal are meaningful on slots 0..T-2 only (the last slot is a bootstrap slot).
+    """
+
+    obs: jax.Array
+    state: jax.Array
+    avail: jax.Array
+    actions: jax.Array
+    reward: jax.Array
+    terminal: jax.Array
+    filled: jax.Array
+
+    @property
+    def mask(self) -> jax.Array:
+        """m_t = f_t (1 - d_{t-1}) for t = 0..T-2 (ALGORITHMS.md §1.2): 1 exactly on real transitions."""
+        import jax.numpy as jnp
+
+        f = self.filled[:, :-1].astype(jnp.float32)
+        d_prev = jnp.concatenate(
+            [jnp.zeros_like(self.terminal[:, :1]), self.terminal[:, :-2]], axis=1
+        ).astype(jnp.float32)
+        return f * (1.0 - d_prev)
