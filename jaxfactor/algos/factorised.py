@@ -134,7 +134,8 @@ class Factorised:
             name=name, spec=self.spec, init_params=self.init_params, target_groups=("agent", "mixer"),
             stages=stages or (main,), initial_actor_state=self.initial_actor_state, act_fn=self.act,
             init_policy_state=lambda key, num_envs: (), target_update_episodes=self.cfg.target_update_episodes,
-            hp=HParams.from_config(self.cfg), extras={"q_table": self.q_table})
+            hp=HParams.from_config(self.cfg), extras={"q_table": self.q_table, "utilities": self.utilities,
+                                                      "step_utilities": self.step_utilities})
 
 
 def make_factorised(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec) -> Factorised:
