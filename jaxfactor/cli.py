@@ -33,12 +33,9 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def _key_exists(cfg: DictConfig, dotted: str) -> bool:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return False
-        node = node[part]
-    return True
+    parent, _, leaf = dotted.rpartition(".")
+    node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+    return isinstance(node, DictConfig) and leaf in list(node.keys())
 
 
 def check_overrides(args: Sequence[str]) -> None:

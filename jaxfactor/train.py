@@ -221,12 +221,26 @@ def _hydra_entry() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jaxfactor.cli import check_overrides
+    """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
+    from omegaconf import OmegaConf
 
-    argv = sys.argv[1:] if argv is None else argv
+    from jaxfactor.cli import compose_config
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    info_only = any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith(("--cfg", "-c"))
+                    for a in argv)
+    multirun = any(a in ("-m", "--multirun") for a in argv)
     try:
-        if not any(a in ("--help", "-h", "--cfg", "-c", "--info") or a.startswith("--cfg") for a in argv):
-            check_overrides(argv)
+        if not info_only:
+            overrides = [a for a in argv if not a.startswith("-")]
+            if multirun:
+                from jaxfactor.cli import check_overrides
+
+                check_overrides(overrides)  # sweep values are validated per job
+            else:
+                typed = config_lib.from_dict(OmegaConf.to_container(compose_config(overrides), resolve=True))
+                build(typed)  # env and algorithm factories validate their own keys
+        sys.argv = [sys.argv[0], *argv]
         _hydra_entry()
     except ConfigError as e:
         print(f"jaxfactor: error: {e}", file=sys.stderr)

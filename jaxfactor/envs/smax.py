@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxfactor.envs.base import ENV_KINDS, check_params
 from jaxfactor.errors import ConfigError
@@ -39,9 +40,33 @@ class SMAXAdapter:
         obs_dim = self.env.observation_spaces[self.agents[0]].shape[0]
         key = jax.random.key(0)
         state_dim = jax.eval_shape(lambda k: self.env.reset(k)[0]["world_state"], key).shape[-1]
+        self.state_offset, self.state_scale = self._state_normalisation(int(state_dim))
         self.spec = EnvSpec(num_agents=n, obs_dim=int(obs_dim), state_dim=int(state_dim),
                             num_actions=int(self.env.action_spaces[self.agents[0]].n),
                             episode_limit=int(max_steps), has_win_flag=True)
+
+    def _state_normalisation(self, state_dim: int) -> tuple[jax.Array, jax.Array]:
+        """jaxmarl's world state holds raw map coordinates (0..32) and unit-type ids; scale them to
+        about [-1, 1] as SMAC does, or the QMIX hypernetworks start with huge |weights|."""
+        inner = self.env._env
+        feats = list(inner.own_features)
+        units = inner.num_agents  # allies + enemies
+        offset, scale = np.zeros(state_dim, np.float32), np.ones(state_dim, np.float32)
+        for u in range(units):
+            for name, size in (("position_x", inner.map_width), ("position_y", inner.map_height)):
+                i = u * len(feats) + feats.index(name)
+                offset[i], scale[i] = size / 2.0, 2.0 / size
+        types_start = units * len(feats) + units  # after per-unit features and unit teams
+        scale[types_start:types_start + units] = 1.0 / max(len(inner.unit_type_names) - 1, 1)
+        return jnp.asarray(offset), jnp.asarray(scale)
+
+    def _normalise_state(self, raw: jax.Array) -> jax.Array:
+        inner = self.env._env
+        units, feats = inner.num_agents, len(inner.own_features)
+        scaled = (raw - self.state_offset) * self.state_scale
+        per_unit = scaled[: units * feats].reshape(units, feats)
+        alive = raw[: units * feats].reshape(units, feats)[:, :1] > 0  # dead units keep all-zero features
+        return jnp.concatenate([jnp.where(alive, per_unit, 0.0).reshape(-1), scaled[units * feats:]])
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "SMAXAdapter":
@@ -57,7 +82,7 @@ class SMAXAdapter:
         avail = self.env.get_avail_actions(env_state)
         return Timestep(
             obs=jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32),
-            state=obs["world_state"].astype(jnp.float32),
+            state=self._normalise_state(obs["world_state"].astype(jnp.float32)),
             avail=jnp.stack([avail[a] for a in self.agents]).astype(bool),
             reward=jnp.asarray(reward, jnp.float32),
             terminal=allies_dead | enemies_dead,
