@@ -28,13 +28,16 @@ def smax_map_names() -> list[str]:
 @ENV_KINDS.register("smax")
 class SMAXAdapter:
     def __init__(self, map_name: str, max_steps: int = 100, enemy_shoots: bool = True,
-                 attack_mode: str = "closest"):
+                 attack_mode: str = "closest", reward_scale: float = 1.0):
         from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
         if map_name not in smax_map_names():
             raise ConfigError(f"unknown env.map_name '{map_name}'; allowed: {', '.join(smax_map_names())}")
         self.env = HeuristicEnemySMAX(scenario=map_name_to_scenario(map_name), max_steps=max_steps,
                                       enemy_shoots=enemy_shoots, attack_mode=attack_mode)
+        if reward_scale <= 0:
+            raise ConfigError(f"env.reward_scale={reward_scale} is out of range; allowed: (0, inf)")
+        self.reward_scale = float(reward_scale)
         self.agents = list(self.env.agents)
         n = len(self.agents)
         obs_dim = self.env.observation_spaces[self.agents[0]].shape[0]
@@ -71,7 +74,7 @@ class SMAXAdapter:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "SMAXAdapter":
         check_params("smax", params, required=("map_name",),
-                     optional=("max_steps", "enemy_shoots", "attack_mode"))
+                     optional=("max_steps", "enemy_shoots", "attack_mode", "reward_scale"))
         return cls(**{k: v for k, v in params.items() if v is not None})
 
     def _timestep(self, obs: dict, env_state: Any, reward: jax.Array) -> Timestep:
@@ -84,7 +87,7 @@ class SMAXAdapter:
             obs=jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32),
             state=self._normalise_state(obs["world_state"].astype(jnp.float32)),
             avail=jnp.stack([avail[a] for a in self.agents]).astype(bool),
-            reward=jnp.asarray(reward, jnp.float32),
+            reward=jnp.asarray(reward, jnp.float32) * self.reward_scale,
             terminal=allies_dead | enemies_dead,
             won=enemies_dead & ~allies_dead,
         )
