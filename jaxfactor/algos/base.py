@@ -182,14 +182,13 @@ class Algorithm:
                 n_steps = stage.steps if stage.first_steps is None else jnp.where(
                     first_update, stage.first_steps, stage.steps)
                 # Step 0 runs outside the loop so the metrics have concrete shapes for the loop carry.
-                own, opt_state, _, m = grad_step(stage_key, own, opt_state, carry)
+                own, opt_state, carry_out, m = grad_step(stage_key, own, opt_state, carry)
 
                 def body(i, val, stage_key=stage_key, carry=carry):
-                    own, opt_state, m = val
-                    own, opt_state, _, m = grad_step(jax.random.fold_in(stage_key, i), own, opt_state, carry)
-                    return own, opt_state, m
+                    own, opt_state, _, _ = val  # every inner step reads the same prepared carry
+                    return grad_step(jax.random.fold_in(stage_key, i), own, opt_state, carry)
 
-                own, opt_state, m = jax.lax.fori_loop(1, n_steps, body, (own, opt_state, m))
+                own, opt_state, carry, m = jax.lax.fori_loop(1, n_steps, body, (own, opt_state, carry_out, m))
             params.update(own)
             opt_states[stage.name] = opt_state
             metrics.update({f"{stage.name}/{k}": v for k, v in m.items()})
