@@ -3,7 +3,10 @@
 from jaxfactor.algos.registry import ALGOS, make_algo
 
 # Importing the modules registers them.
+from jaxfactor.algos import pow as _pow  # noqa: F401,E402
 from jaxfactor.algos import qmix as _qmix  # noqa: F401,E402
+from jaxfactor.algos import qplex as _qplex  # noqa: F401,E402
 from jaxfactor.algos import vdn as _vdn  # noqa: F401,E402
+from jaxfactor.algos import wqmix as _wqmix  # noqa: F401,E402
 
 __all__ = ["ALGOS", "make_algo"]

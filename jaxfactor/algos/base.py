@@ -67,6 +67,7 @@ class LearnerState:
     hp: HParams
     num_updates: jax.Array  # gradient updates done (main stage calls)
     episodes_since_target: jax.Array  # episodes collected since the last hard target copy
+    t_env: jax.Array  # env steps collected so far (set by the runner; read by schedules such as warm-ups)
 
 
 @struct.dataclass
@@ -139,7 +140,7 @@ class Algorithm:
         targets = {g: params[g] for g in self.target_groups}
         return LearnerState(params=params, target_params=targets, opt_states=opt_states, hp=hp,
                             num_updates=jnp.array(0, jnp.int32),
-                            episodes_since_target=jnp.array(0, jnp.int32))
+                            episodes_since_target=jnp.array(0, jnp.int32), t_env=jnp.array(0, jnp.int32))
 
     def act(self, params: Params, actor_state: ActorState, timestep: Timestep, first: jax.Array,
             key: jax.Array, epsilon: jax.Array, greedy: bool) -> tuple[jax.Array, ActorState]:
@@ -154,7 +155,7 @@ class Algorithm:
     def update(self, state: LearnerState, batch: Episodes, key: jax.Array) -> tuple[LearnerState, Metrics]:
         """All stages on one sampled batch, then the hard target update check (§1.6, §1.7)."""
         params, opt_states = dict(state.params), dict(state.opt_states)
-        carry: dict = {}
+        carry: dict = {"t_env": state.t_env}
         metrics: Metrics = {}
         first_update = state.num_updates == 0
         for stage_key, stage in zip(jax.random.split(key, len(self.stages)), self.stages):

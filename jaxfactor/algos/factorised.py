@@ -1,12 +1,15 @@
-"""The shared factorised TD learner: recurrent agent + mixer + TD(lambda) (ALGORITHMS.md §1–3).
+"""The shared factorised TD learner: recurrent agent + mixer + TD(lambda) (ALGORITHMS.md §1–6).
 
-VDN and QMIX (and later variants) differ only in the mixer and a few flags; everything here is
-written once. Loss (§1.6): L = c * sum_{b,t} m w (Q_tot - sg(y))^2 / sum_{b,t} m, with y the §1.5
-TD(lambda) target of a greedy (double-Q) or SARSA bootstrap (§1.5 table).
+Every value-factorisation algorithm composes this one learner; what differs is data in `Variant`:
+the mixer (VDN, QMIX, QPLEX), an optional unrestricted central Q-hat-star that bootstraps the target
+(WQMIX §5, POW §6), the weighting of the TD loss (uniform, CW, OW, POW) and an optional recognition
+stage (POW). Loss (§1.6): L = c * sum m w (Q_tot - sg(y))^2 / sum m  [+ c* sum m (Q* - sg(y))^2 / sum m],
+with y the §1.5 TD(lambda) target of a greedy (double-Q) or SARSA bootstrap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -17,10 +20,33 @@ import jax.numpy as jnp
 from jaxfactor.algos.base import ActorState, Algorithm, HParams, Params, Stage, adam_clipped
 from jaxfactor.config import AlgoConfig, EnvConfig
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
-from jaxfactor.networks.mixers import MixerInput, make_mixer
-from jaxfactor.rl.policies import epsilon_greedy, masked_argmax
+from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
+from jaxfactor.networks.recognition import RecognitionQr
+from jaxfactor.rl.policies import epsilon_greedy, masked_argmax, masked_max
 from jaxfactor.rl.targets import td_lambda_targets
+from jaxfactor.rl.weighting import central_weights, optimistic_weights, potentially_optimal_weights
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
+
+WEIGHTINGS = ("uniform", "cw", "ow", "pow")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What distinguishes one factorised algorithm from another (all static)."""
+
+    central_embed_dim: int | None = None
+    """Width E_c of the central Q-hat-star (B3); None = no central value, bootstrap through the target mixer."""
+    weighting: str = "uniform"
+    alpha: float = 1.0
+    """Weight outside the favoured set (CW/OW/POW)."""
+    central_loss_scale: float = 0.5
+    """c of the Q-hat-star loss (PyMARL2 and POW: 1/2)."""
+    pow_tolerance: float = 0.1
+    """eps_r of the potentially-optimal set (§6.3)."""
+    pow_steps: int = 10
+    pow_first_steps: int = 20
+    pow_warmup_steps: int = 0
+    """Env steps during which the POW weights are 1 (§6.6 warm-up)."""
 
 
 def previous_actions(actions: jax.Array) -> jax.Array:
@@ -33,26 +59,51 @@ def take(q: jax.Array, actions: jax.Array) -> jax.Array:
     return jnp.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
 
 
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean over valid transitions: the normaliser is sum(m), never the sum of weights (§1.6)."""
+    return jnp.sum(mask * x) / jnp.maximum(mask.sum(), 1.0)
+
+
 class Factorised:
     """Components of a factorised value learner for one env spec; builds the `Algorithm`."""
 
-    def __init__(self, cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, mixer: nn.Module):
-        self.cfg, self.spec = cfg, spec
+    def __init__(self, cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, mixer: nn.Module,
+                 variant: Variant = Variant()):
+        if variant.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {variant.weighting}")
+        self.cfg, self.spec, self.variant = cfg, spec, variant
         self.flags = dict(obs_last_action=env_cfg.obs_last_action, obs_agent_id=env_cfg.obs_agent_id)
         self.agent = RecurrentQAgent(hidden_dim=cfg.agent_hidden_dim, num_actions=spec.num_actions)
         self.mixer = mixer
+        self.central = CentralMixer(variant.central_embed_dim) if variant.central_embed_dim else None
+        self.recognition = RecognitionQr() if variant.weighting == "pow" else None
         self.input_dim = input_dim(spec.obs_dim, spec.num_agents, spec.num_actions, **self.flags)
 
     # ---- networks ------------------------------------------------------------------------------
+    def _mixer_input(self, qs, state, q_max=None, actions=None) -> MixerInput:
+        onehot = None if actions is None else jax.nn.one_hot(actions, self.spec.num_actions)
+        return MixerInput(qs=qs, state=state, q_max=q_max, actions_onehot=onehot)
+
     def init_params(self, key: jax.Array) -> Params:
-        k_agent, k_mixer = jax.random.split(key)
-        H, N = self.cfg.agent_hidden_dim, self.spec.num_agents
-        agent = self.agent.init(k_agent, jnp.zeros((1, H)), jnp.zeros((1, self.input_dim)))
-        mixer = self.mixer.init(k_mixer, MixerInput(qs=jnp.zeros((1, N)), state=jnp.zeros((1, self.spec.state_dim))))
-        return {"agent": agent, "mixer": mixer}
+        keys = jax.random.split(key, 5)
+        H, N, A, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.num_actions, self.spec.state_dim
+        h, x = jnp.zeros((1, H)), jnp.zeros((1, self.input_dim))
+        example = self._mixer_input(jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)),
+                                    jnp.zeros((1, N), jnp.int32))
+        params = {"agent": self.agent.init(keys[0], h, x), "mixer": self.mixer.init(keys[1], example)}
+        if self.central is not None:
+            params["central_agent"] = self.agent.init(keys[2], h, x)  # own parameters, same architecture
+            params["central_mixer"] = self.central.init(keys[3], example)
+        if self.recognition is not None:
+            params["recognition"] = self.recognition.init(keys[4], jnp.zeros((1, G)), jnp.zeros((1, N, A)),
+                                                          jnp.zeros((1, N)))
+        return params
+
+    def target_groups(self) -> tuple[str, ...]:
+        return ("agent", "mixer") + (("central_agent", "central_mixer") if self.central is not None else ())
 
     def utilities(self, agent_params: Any, batch: Episodes) -> jax.Array:
-        """Unroll the agent over whole stored episodes from a zero state. -> q [B, T, N, A]."""
+        """Unroll an agent network over whole stored episodes from a zero state. -> q [B, T, N, A]."""
         x = agent_inputs(batch.obs, previous_actions(batch.actions), self.spec.num_actions, **self.flags)
         B, T, N, _ = x.shape
         x = jnp.swapaxes(x, 0, 1).reshape(T, B * N, -1)  # [T, B*N, Din]
@@ -60,39 +111,86 @@ class Factorised:
         _, q, _ = unroll(self.agent, agent_params, x, h0, jnp.zeros((T, B * N), bool))
         return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1)
 
-    def mix(self, mixer_params: Any, qs: jax.Array, state: jax.Array) -> jax.Array:
-        return self.mixer.apply(mixer_params, MixerInput(qs=qs, state=state))
+    def mix(self, mixer_params: Any, q: jax.Array, actions: jax.Array, state: jax.Array, avail: jax.Array
+            ) -> jax.Array:
+        """Q_tot of `actions` from full utilities q [..., N, A] (the max is taken under sg, §4.2)."""
+        q_max = jax.lax.stop_gradient(masked_max(q, avail))
+        return self.mixer.apply(mixer_params, self._mixer_input(take(q, actions), state, q_max, actions))
+
+    def central_value(self, params: Params, batch: Episodes, actions: jax.Array, prefix: str = "") -> jax.Array:
+        """Q-hat-star(s_t, tau_t, u_t) for every slot. -> [B, T]."""
+        q_c = self.utilities(params[prefix + "central_agent"], batch)
+        return self.central.apply(params[prefix + "central_mixer"],
+                                  self._mixer_input(take(q_c, actions), batch.state))
 
     # ---- learning --------------------------------------------------------------------------
-    def td_targets(self, q_online: jax.Array, target_params: Params, batch: Episodes, hp: HParams) -> jax.Array:
-        """y [B, T-1] (§1.5) with the bootstrap of §3: target mixer on target utilities at the online
-        greedy joint action (double-Q), or at the stored action (SARSA, §8.2)."""
-        q_target = self.utilities(target_params["agent"], batch)
-        if self.cfg.bootstrap == "sarsa":
-            boot_actions = batch.actions
-        else:
-            selector = jax.lax.stop_gradient(q_online) if self.cfg.double_q else q_target
-            boot_actions = masked_argmax(selector, batch.avail)
-        q_bar = self.mix(target_params["mixer"], take(q_target, boot_actions), batch.state)  # [B, T]
+    def td_context(self, params: Params, target_params: Params, batch: Episodes, hp: HParams) -> dict:
+        """Everything the losses and weightings read. Online utilities keep their gradient."""
+        q = self.utilities(params["agent"], batch)  # [B, T, N, A]
+        greedy = masked_argmax(jax.lax.stop_gradient(q), batch.avail)  # online greedy joint action per slot
+        q_tot = self.mix(params["mixer"], q, batch.actions, batch.state, batch.avail)[:, :-1]  # [B, T-1]
+        if self.central is not None:  # §5.3 / §6.4: target Q-hat-star at the online greedy action
+            q_bar = self.central_value(target_params, batch, greedy)
+        else:  # §2–4: target mixer on target utilities at the online greedy (or stored) action
+            q_target = self.utilities(target_params["agent"], batch)
+            if self.cfg.bootstrap == "sarsa":
+                boot = batch.actions
+            else:
+                boot = greedy if self.cfg.double_q else masked_argmax(q_target, batch.avail)
+            q_bar = self.mix(target_params["mixer"], q_target, boot, batch.state, batch.avail)
+        q_bar = jax.lax.stop_gradient(q_bar)  # [B, T]
         y = td_lambda_targets(batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask, q_bar, hp.gamma,
                               hp.td_lambda)
-        return jax.lax.stop_gradient(y)
+        chosen = take(jax.lax.stop_gradient(q), batch.actions)
+        return {"q": q, "q_tot": q_tot, "y": jax.lax.stop_gradient(y), "q_bar": q_bar, "mask": batch.mask,
+                "greedy": greedy,
+                "is_greedy_joint": jnp.all(batch.actions == greedy, axis=-1)[:, :-1],
+                "advantages": (chosen - masked_max(jax.lax.stop_gradient(q), batch.avail))[:, :-1]}
 
-    def td_loss(self, params: Params, target_params: Params, batch: Episodes, hp: HParams, key: jax.Array,
-                carry: dict) -> tuple[jax.Array, tuple[dict, dict]]:
+    def recognition_values(self, recognition_params: Any, batch: Episodes, advantages: jax.Array):
+        onehot = jax.nn.one_hot(batch.actions[:, :-1], self.spec.num_actions)
+        return self.recognition.apply(recognition_params, batch.state[:, :-1], onehot, advantages)
+
+    def weights(self, params: Params, ctx: dict, batch: Episodes, hp: HParams, t_env: jax.Array) -> jax.Array:
+        v = self.variant
+        if v.weighting == "cw":
+            w = central_weights(ctx["is_greedy_joint"], ctx["y"], ctx["q_bar"][:, :-1], v.alpha)
+        elif v.weighting == "ow":
+            w = optimistic_weights(ctx["q_tot"], ctx["y"], v.alpha)
+        elif v.weighting == "pow":  # with the recogniser as just updated by its own stage (§6.6 step 4)
+            q_r, v_r = self.recognition_values(params["recognition"], batch, ctx["advantages"])
+            w = potentially_optimal_weights(q_r, v_r, v.pow_tolerance, v.alpha)
+            w = jnp.where(t_env <= v.pow_warmup_steps, 1.0, w)
+        else:
+            w = jnp.ones_like(ctx["mask"])
+        return jax.lax.stop_gradient(w)
+
+    def main_loss(self, params: Params, target_params: Params, batch: Episodes, hp: HParams, key: jax.Array,
+                  carry: dict) -> tuple[jax.Array, tuple[dict, dict]]:
         del key
-        q = self.utilities(params["agent"], batch)  # [B, T, N, A]
-        q_tot = self.mix(params["mixer"], take(q, batch.actions)[:, :-1], batch.state[:, :-1])  # [B, T-1]
-        y = self.td_targets(q, target_params, batch, hp)
-        mask = batch.mask
-        weights = carry.get("weights", jnp.ones_like(mask))  # stop-gradient weights from earlier stages
-        td = q_tot - y
-        n_valid = jnp.maximum(mask.sum(), 1.0)
-        loss = self.cfg.loss_scale * jnp.sum(mask * weights * td**2) / n_valid  # §1.6: normalise by sum(m)
-        metrics = {"td_abs": jnp.sum(mask * jnp.abs(td)) / n_valid,
-                   "q_taken": jnp.sum(mask * q_tot) / n_valid,
-                   "target": jnp.sum(mask * y) / n_valid}
+        ctx = self.td_context(params, target_params, batch, hp)
+        mask = ctx["mask"]
+        w = self.weights(params, ctx, batch, hp, carry.get("t_env", jnp.array(0)))
+        td = ctx["q_tot"] - ctx["y"]
+        loss = self.cfg.loss_scale * masked_mean(w * td**2, mask)
+        metrics = {"td_abs": masked_mean(jnp.abs(td), mask), "q_taken": masked_mean(ctx["q_tot"], mask),
+                   "target": masked_mean(ctx["y"], mask), "weight": masked_mean(w, mask)}
+        if self.central is not None:  # §5.5 / §6.5: Q-hat-star regresses to the same target
+            q_star = self.central_value(params, batch, batch.actions)[:, :-1]
+            central = masked_mean((q_star - ctx["y"]) ** 2, mask)
+            loss = loss + self.variant.central_loss_scale * central
+            metrics["central_loss"] = central
         return loss, (metrics, carry)
+
+    # POW's recognition stage (§6.5 L_r, §6.6 step 3): same batch, stopped inputs, its own Adam.
+    def recognition_prepare(self, params, target_params, batch, hp, carry) -> dict:
+        ctx = self.td_context(params, target_params, batch, hp)
+        return {**carry, "y": ctx["y"], "advantages": jax.lax.stop_gradient(ctx["advantages"])}
+
+    def recognition_loss(self, params, target_params, batch, hp, key, carry):
+        q_r, _ = self.recognition_values(params["recognition"], batch, carry["advantages"])
+        loss = 0.5 * masked_mean((q_r - carry["y"]) ** 2, batch.mask)
+        return loss, ({}, carry)
 
     # ---- acting ------------------------------------------------------------------------------
     def initial_actor_state(self, num_envs: int) -> ActorState:
@@ -108,36 +206,58 @@ class Factorised:
 
     def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, epsilon: jax.Array,
             greedy: bool) -> tuple[jax.Array, ActorState]:
+        """Epsilon-greedy on the factorised utilities (Q-hat-star and Q_r never act, §5.6, §6.7)."""
         hidden, q = self.step_utilities(params["agent"], actor_state, ts)
         actions = masked_argmax(q, ts.avail) if greedy else epsilon_greedy(key, q, ts.avail, epsilon)
         return actions, actor_state.replace(hidden=hidden, last_action=actions)
 
     # ---- inspection --------------------------------------------------------------------------
     def q_table(self, params: Params, ts: Timestep) -> dict[str, jax.Array]:
-        """Utilities [N, A] and the joint table Q_tot [A]*N at the first step of an episode
-        (one-step matrix games). ts: an unbatched Timestep from reset."""
+        """At the first step of an episode (one-step matrix games; ts unbatched from reset): utilities [N, A],
+        Q_tot [A]*N over every joint action, and, where present, Q-hat-star and Q_r tables."""
         N, A = self.spec.num_agents, self.spec.num_actions
-        fresh = self.initial_actor_state(1)
-        ts1 = jax.tree.map(lambda x: x[None], ts)
-        _, q = self.step_utilities(params["agent"], fresh, ts1)
+        _, q = self.step_utilities(params["agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))
         q = q[0]  # [N, A]
         joint = jnp.array(list(itertools.product(range(A), repeat=N)), jnp.int32)  # [A^N, N]
-        chosen = q[jnp.arange(N)[None, :], joint]  # [A^N, N]
-        state = jnp.broadcast_to(ts.state, (joint.shape[0], ts.state.shape[-1]))
-        q_tot = self.mix(params["mixer"], chosen, state).reshape((A,) * N)
-        return {"utilities": q, "q_tot": q_tot, "greedy": masked_argmax(q, ts.avail)}
+        J = joint.shape[0]
+        q_j = jnp.broadcast_to(q, (J, N, A))
+        state = jnp.broadcast_to(ts.state, (J, ts.state.shape[-1]))
+        avail = jnp.broadcast_to(ts.avail, (J, N, A))
+        out = {"utilities": q, "greedy": masked_argmax(q, ts.avail),
+               "q_tot": self.mix(params["mixer"], q_j, joint, state, avail).reshape((A,) * N)}
+        if self.central is not None:
+            _, q_c = self.step_utilities(params["central_agent"], self.initial_actor_state(1),
+                                         jax.tree.map(lambda x: x[None], ts))
+            q_c = jnp.broadcast_to(q_c[0], (J, N, A))
+            out["q_star"] = self.central.apply(params["central_mixer"],
+                                               self._mixer_input(take(q_c, joint), state)).reshape((A,) * N)
+        if self.recognition is not None:
+            adv = take(q_j, joint) - masked_max(q_j, avail)
+            q_r, v_r = self.recognition.apply(params["recognition"], state, jax.nn.one_hot(joint, A), adv)
+            out["q_r"] = q_r.reshape((A,) * N)
+            out["v_r"] = v_r[0]
+        return out
 
-    def build(self, name: str, stages: tuple[Stage, ...] | None = None) -> Algorithm:
-        main = Stage(name="main", owns=("agent", "mixer"), loss=self.td_loss,
-                     optimizer=adam_clipped(self.cfg.grad_clip))
+    def build(self, name: str) -> Algorithm:
+        clip = adam_clipped(self.cfg.grad_clip)
+        main_owns = ("agent", "mixer") + (("central_agent", "central_mixer") if self.central is not None else ())
+        stages = (Stage(name="main", owns=main_owns, loss=self.main_loss, optimizer=clip),)
+        if self.recognition is not None:
+            v = self.variant
+            recognition = Stage(name="recognition", owns=("recognition",), loss=self.recognition_loss,
+                                optimizer=clip, steps=v.pow_steps, first_steps=v.pow_first_steps,
+                                prepare=self.recognition_prepare)
+            stages = (recognition,) + stages
         return Algorithm(
-            name=name, spec=self.spec, init_params=self.init_params, target_groups=("agent", "mixer"),
-            stages=stages or (main,), initial_actor_state=self.initial_actor_state, act_fn=self.act,
+            name=name, spec=self.spec, init_params=self.init_params, target_groups=self.target_groups(),
+            stages=stages, initial_actor_state=self.initial_actor_state, act_fn=self.act,
             init_policy_state=lambda key, num_envs: (), target_update_episodes=self.cfg.target_update_episodes,
-            hp=HParams.from_config(self.cfg), extras={"q_table": self.q_table, "utilities": self.utilities,
-                                                      "step_utilities": self.step_utilities})
+            hp=HParams.from_config(self.cfg),
+            extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities})
 
 
-def make_factorised(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec) -> Factorised:
-    return Factorised(cfg, env_cfg, spec, make_mixer(cfg.mixer, embed_dim=cfg.mixing_embed_dim,
-                                                     hypernet_dim=cfg.hypernet_embed_dim))
+def make_factorised(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, variant: Variant = Variant(),
+                    adv_layers: int = 2) -> Factorised:
+    mixer = make_mixer(cfg.mixer, embed_dim=cfg.mixing_embed_dim, hypernet_dim=cfg.hypernet_embed_dim,
+                       adv_layers=adv_layers)
+    return Factorised(cfg, env_cfg, spec, mixer, variant)

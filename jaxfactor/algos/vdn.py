@@ -1,13 +1,11 @@
 """VDN (ALGORITHMS.md §2): Q_tot = sum_i Q_i, TD(lambda) with a double-Q greedy bootstrap."""
 
 from jaxfactor.algos.factorised import make_factorised
-from jaxfactor.algos.registry import ALGOS, reject_extra
-from jaxfactor.errors import ConfigError
+from jaxfactor.algos.registry import ALGOS, check_mixer, reject_extra
 
 
 @ALGOS.register("vdn")
 def make(cfg, env_cfg, spec):
     reject_extra(cfg)
-    if cfg.mixer != "vdn":
-        raise ConfigError(f"algo.mixer='{cfg.mixer}' does not fit algo 'vdn'; allowed: vdn")
+    check_mixer(cfg, ("vdn",))
     return make_factorised(cfg, env_cfg, spec).build("vdn")

@@ -45,8 +45,10 @@ def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
 
 @ENV_KINDS.register("matrix")
 class MatrixGame:
-    def __init__(self, payoff: Any):
-        self.payoff = jnp.asarray(payoff_array(payoff))
+    def __init__(self, payoff: Any, *, validated: bool = False):
+        """`validated=True` takes a (possibly traced) square array as is, so one program can vmap over
+        several payoff tables (seeds x games); user input always goes through `payoff_array`."""
+        self.payoff = jnp.asarray(payoff if validated else payoff_array(payoff), jnp.float32)
         n, a = self.payoff.ndim, self.payoff.shape[0]
         self.spec = EnvSpec(num_agents=n, obs_dim=2, state_dim=2, num_actions=a, episode_limit=1,
                             has_win_flag=False)

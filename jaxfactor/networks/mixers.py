@@ -21,6 +21,10 @@ class MixerInput:
     """Chosen-action utilities [..., N]."""
     state: jax.Array
     """Global state [..., G]."""
+    q_max: jax.Array | None = None
+    """Per-agent max over available actions [..., N] (QPLEX's dueling form)."""
+    actions_onehot: jax.Array | None = None
+    """One-hot joint action [..., N, A] (QPLEX's attention)."""
 
 
 MIXERS: Registry = Registry("algo.mixer")
@@ -60,8 +64,58 @@ class QMixMixer(nn.Module):
         return jnp.einsum("...e,...e->...", hidden, w2) + b2
 
 
-def make_mixer(name: str, *, embed_dim: int, hypernet_dim: int) -> nn.Module:
+@MIXERS.register("qplex")
+class QPLEXMixer(nn.Module):
+    """QPLEX / DMAQ-Qatten as in PyMARL2 (ALGORITHMS.md §4.1–4.2).
+
+    q~_i = w_i(s) q_i + v_i(s), q~max_i = w_i(s) q_max_i + v_i(s) with w = |MLP[G->H->N]| + 1e-10;
+    lambda_i(s,u) = sum_k kappa_k(s) alpha_{k,i}(s) beta_{k,i}(s,u) (K kernels);
+    Q_tot = sum_i q~_i + sum_i (lambda_i - 1) sg(q~_i - q~max_i)   (the "V" and "A" passes).
+    """
+
+    hypernet_dim: int = 64
+    num_kernels: int = 4
+    adv_layers: int = 2
+    """Layers of each kappa/alpha/beta MLP (2 = one hidden layer of width hypernet_dim)."""
+
+    @nn.compact
+    def __call__(self, x: MixerInput) -> jax.Array:
+        n = x.qs.shape[-1]
+        s, hid = x.state, self.hypernet_dim
+        w = jnp.abs(MLP([hid, n])(s)) + 1e-10
+        v = MLP([hid, n])(s)
+        q_t = w * x.qs + v
+        q_max_t = w * x.q_max + v
+        hidden = [hid] * (self.adv_layers - 1)
+        joint = x.actions_onehot.reshape(x.actions_onehot.shape[:-2] + (-1,))  # agent-major flattening
+        s_u = jnp.concatenate([s, joint.astype(s.dtype)], axis=-1)
+        lam = 0.0
+        for _ in range(self.num_kernels):
+            kappa = jnp.abs(MLP(hidden + [1])(s)) + 1e-10
+            alpha = jax.nn.sigmoid(MLP(hidden + [n])(s))
+            beta = jax.nn.sigmoid(MLP(hidden + [n])(s_u))
+            lam = lam + kappa * alpha * beta
+        adv = jax.lax.stop_gradient(q_t - q_max_t)
+        return jnp.sum(q_t, axis=-1) + jnp.sum((lam - 1.0) * adv, axis=-1)
+
+
+class CentralMixer(nn.Module):
+    """Unrestricted feed-forward joint value Q-hat-star (ALGORITHMS.md B3):
+    MLP[G+N -> Ec -> Ec -> Ec -> 1]([s || q-hat(u)]) + MLP[G -> Ec -> 1](s). Not monotone."""
+
+    embed_dim: int = 256
+
+    @nn.compact
+    def __call__(self, x: MixerInput) -> jax.Array:
+        e = self.embed_dim
+        inputs = jnp.concatenate([x.state, x.qs], axis=-1)
+        return MLP([e, e, e, 1])(inputs)[..., 0] + MLP([e, 1])(x.state)[..., 0]
+
+
+def make_mixer(name: str, *, embed_dim: int, hypernet_dim: int, adv_layers: int = 2) -> nn.Module:
     cls = MIXERS.get(name)
     if cls is QMixMixer:
         return QMixMixer(embed_dim=embed_dim, hypernet_dim=hypernet_dim)
+    if cls is QPLEXMixer:
+        return QPLEXMixer(hypernet_dim=hypernet_dim, adv_layers=adv_layers)
     return cls()

@@ -45,7 +45,8 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
                                  hp.eps_anneal_steps)
         episodes, stats = rollout(algo, env, learner.params, k_roll, num_envs, epsilon, greedy=False)
         buffer = buffers.add(runner.buffer, episodes)
-        learner = learner.replace(episodes_since_target=learner.episodes_since_target + num_envs)
+        env_steps = runner.env_steps + jnp.sum(stats["length"])
+        learner = learner.replace(episodes_since_target=learner.episodes_since_target + num_envs, t_env=env_steps)
 
         def learn(learner):
             return algo.update(learner, buffers.sample(buffer, k_sample, batch_size), k_update)
@@ -56,7 +57,6 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
 
         learning = buffers.can_sample(buffer, batch_size)
         learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
-        env_steps = runner.env_steps + jnp.sum(stats["length"])
         metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
                    "train/learning": learning.astype(jnp.float32),
                    "rollout/return": jnp.mean(stats["return"]), "rollout/win_rate": jnp.mean(stats["won"]),

@@ -1,0 +1,42 @@
+"""Train one algorithm on several matrix games and seeds in ONE compiled program (lanes = games x seeds).
+
+Used by the matrix-game regressions (ALGORITHMS.md §11.1) in tests and experiments: the payoff is a
+vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and share the vector units.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfactor.algos import make_algo
+from jaxfactor.config import RunConfig
+from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
+from jaxfactor.runner.anakin import init_runner, make_chunk
+
+
+def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int) -> dict[str, np.ndarray]:
+    """Returns q_table outputs stacked [G, S, ...] (utilities, greedy, q_tot, q_star, q_r, v_r where present)
+    plus the final-update metrics."""
+    tables = np.stack([payoff_array(p) for p in payoffs])  # validated host-side, [G, A, ..., A]
+    G = tables.shape[0]
+    env0 = MatrixGame(tables[0], validated=True)
+    algo = make_algo(cfg.algo, cfg.env, env0.spec)
+    a = cfg.algo
+
+    def lane(key, payoff):
+        env = MatrixGame(payoff, validated=True)
+        runner = init_runner(algo, env, a.buffer_size, key)
+        runner, metrics = make_chunk(algo, env, a.num_envs, a.batch_size, updates)(runner)
+        _, ts = env.reset(key)
+        return algo.extras["q_table"](runner.learner.params, ts), jax.tree.map(lambda x: x[-1], metrics)
+
+    keys = jax.random.split(jax.random.key(cfg.seed), G * seeds_per_game)
+    lane_payoffs = jnp.repeat(jnp.asarray(tables), seeds_per_game, axis=0)
+    out, metrics = jax.device_get(jax.jit(jax.vmap(lane))(keys, lane_payoffs))
+    reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
+    return {**{k: reshape(v) for k, v in out.items()}, "metrics": {k: reshape(v) for k, v in metrics.items()},
+            "payoffs": tables}
