@@ -18,9 +18,9 @@ venv: $(STAMP)
 train: $(STAMP)
 	JAX_PLATFORMS=cpu $(VENV)/bin/python -m jaxfactor.train $(ARGS)
 
-# Full test suite on CPU.
+# Full test suite on CPU, two worker processes (test compilation is single-threaded).
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(VENV)/bin/python -m pytest -q $(ARGS)
+	JAX_PLATFORMS=cpu $(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m experiments.bench $(ARGS)

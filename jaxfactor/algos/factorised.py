@@ -170,7 +170,10 @@ class Factorised:
         del key
         ctx = self.td_context(params, target_params, batch, hp)
         mask = ctx["mask"]
-        w = self.weights(params, ctx, batch, hp, carry.get("t_env", jnp.array(0)))
+        if "weights" in carry:  # weights handed over by an earlier stage take precedence
+            w = jax.lax.stop_gradient(carry["weights"])
+        else:
+            w = self.weights(params, ctx, batch, hp, carry.get("t_env", jnp.array(0)))
         td = ctx["q_tot"] - ctx["y"]
         loss = self.cfg.loss_scale * masked_mean(w * td**2, mask)
         metrics = {"td_abs": masked_mean(jnp.abs(td), mask), "q_taken": masked_mean(ctx["q_tot"], mask),
