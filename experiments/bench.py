@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import make_cfg  # noqa: E402  (composes configs/ exactly like the CLI)
 
+from experiments.common import save_table  # noqa: E402
+
 from jaxfactor.rl.policies import uniform_available  # noqa: E402
 from jaxfactor.runner.anakin import init_runner, make_chunk  # noqa: E402
 from jaxfactor.train import build  # noqa: E402
@@ -103,11 +105,7 @@ def main() -> None:
              "", "| env | num_seeds | training env-steps/s (all seeds) | env-only steps/s | chunk compile s | env compile s |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.1f} | {r[5]:.1f} |" for r in rows]
-    table = "\n".join(lines)
-    print("\n" + table)
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bench.md").write_text(table + "\n")
+    save_table("bench", "\n".join(lines))
 
 
 if __name__ == "__main__":

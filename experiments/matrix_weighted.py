@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import make_cfg  # noqa: E402
 
+from experiments.common import save_table  # noqa: E402
 from jaxfactor.matrix_study import train_matrix_games  # noqa: E402
 
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
@@ -79,11 +80,7 @@ def main() -> None:
             rows += summarise(algo, ["3-agent M3"], out3)
         print("\n".join(rows), f"({time.perf_counter() - t0:.0f}s)", flush=True)
         lines += rows
-    table = "\n".join(lines)
-    print("\n" + table)
-    out_dir = Path(__file__).resolve().parent / "results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "matrix_weighted.md").write_text(table + "\n")
+    save_table("matrix_weighted", "\n".join(lines))
 
 
 if __name__ == "__main__":
