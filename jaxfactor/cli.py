@@ -3,7 +3,7 @@ allowed values (Hydra's own messages span several lines and a stack trace hint).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -63,7 +63,7 @@ def format_matrix_report(payoff: np.ndarray, tables: dict[str, np.ndarray]) -> s
     """Readable learned joint tables (2-agent games as grids; n-agent as a flat listing)."""
     lines = []
     S = tables["q_tot"].shape[0]
-    n, A = payoff.ndim, payoff.shape[0]
+    n = payoff.ndim
     best = np.unravel_index(np.argmax(payoff), payoff.shape)
     lines.append(f"payoff (rows: agent 0, columns: agent 1); optimum {_label(best)} = {payoff.max():g}")
     hits = sum(payoff[tuple(g)] == payoff.max() for g in tables["greedy"])
@@ -88,7 +88,6 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
         ) -> dict[str, Any]:
     """Train, evaluate and write outputs; returns the summary dict."""
     import jax
-    import jax.numpy as jnp
     from tqdm import tqdm
 
     from jaxfactor import buffers
@@ -184,7 +183,6 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
                             "utilities": tables["utilities"].tolist()}
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2))
     _print_result(cfg, result, run_dir)
-    del jnp
     return result
 
 
