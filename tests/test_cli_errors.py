@@ -19,6 +19,9 @@ from jaxfactor.train import main
     (["foo=1"], ["unknown key 'foo'", "num_seeds"]),
     (["algo.foo=1"], ["unknown key 'algo.foo'", "allowed keys in algo:", "lr"]),
     (["env=smax_3m", "env.map_name=nowhere"], ["env.map_name 'nowhere'", "3m"]),
+    (["algo=cw_qmix", "algo.bootstrap=sarsa"], ["algo.bootstrap=sarsa", "allowed: bootstrap=greedy"]),
+    (["algo=pow_qmix", "algo.double_q=false"], ["algo.double_q=False", "allowed: bootstrap=greedy"]),
+    (["algo=qmix", "algo.alpha=0.5"], ["unknown key 'algo.alpha'"]),
 ])
 def test_one_line_error(args, expected, capfd, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

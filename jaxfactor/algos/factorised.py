@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from jaxfactor.algos.base import ActorState, Algorithm, HParams, Params, Stage, adam_clipped
 from jaxfactor.config import AlgoConfig, EnvConfig
+from jaxfactor.errors import ConfigError
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
 from jaxfactor.networks.recognition import RecognitionQr
@@ -71,6 +72,11 @@ class Factorised:
                  variant: Variant = Variant()):
         if variant.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {variant.weighting}")
+        if variant.central_embed_dim and (cfg.bootstrap != "greedy" or not cfg.double_q):
+            # §1.4/§5.3: the central target is always Q-hat-star^- at the ONLINE greedy joint action.
+            raise ConfigError(f"algo '{cfg.name}' bootstraps through its central Q-hat-star at the online greedy "
+                              f"action; got algo.bootstrap={cfg.bootstrap}, algo.double_q={cfg.double_q}; "
+                              "allowed: bootstrap=greedy with double_q=true")
         self.cfg, self.spec, self.variant = cfg, spec, variant
         self.flags = dict(obs_last_action=env_cfg.obs_last_action, obs_agent_id=env_cfg.obs_agent_id)
         self.agent = RecurrentQAgent(hidden_dim=cfg.agent_hidden_dim, num_actions=spec.num_actions)
