@@ -8,22 +8,15 @@ table to experiments/results/bench.md.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import make_cfg  # noqa: E402  (composes configs/ exactly like the CLI)
-
-from experiments.common import save_table  # noqa: E402
-
-from jaxfactor.rl.policies import uniform_available  # noqa: E402
-from jaxfactor.runner.anakin import init_runner, make_chunk  # noqa: E402
-from jaxfactor.train import build  # noqa: E402
+from experiments.common import make_cfg, save_table
+from jaxfactor.rl.policies import uniform_available
+from jaxfactor.runner.anakin import init_runner, make_chunk
+from jaxfactor.train import build
 
 
 def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int) -> dict:

@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import make_cfg  # noqa: E402
-
-from experiments.common import save_table  # noqa: E402
-from jaxfactor.matrix_study import train_matrix_games  # noqa: E402
+from experiments.common import make_cfg, save_table
+from jaxfactor.matrix_study import train_matrix_games
 
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
 M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import make_cfg  # noqa: E402
-
-from jaxfactor.runner.anakin import init_runner, make_evaluate  # noqa: E402
-from jaxfactor.train import build, run  # noqa: E402
+from experiments.common import make_cfg
+from jaxfactor.runner.anakin import init_runner, make_evaluate
+from jaxfactor.train import build, run
 
 
 def main() -> None:

@@ -3,12 +3,15 @@ allowed values (Hydra's own messages span several lines and a stack trace hint).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from jaxfactor.config import CONFIG_DIR
 from jaxfactor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jaxfactor.config import RunConfig
 
 GROUPS = ("algo", "env")
 
@@ -30,6 +33,15 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose configs/ with overrides (used by tests and the CLI check), after validating them."""
     check_overrides(overrides)
     return _compose(overrides)
+
+
+def load_config(overrides: Sequence[str] = (), **keys: Any) -> "RunConfig":
+    """Compose configs/ with CLI-style overrides (plus `key=value` keyword overrides), then type and
+    validate: the one path from overrides to a frozen RunConfig (CLI, tests and experiments)."""
+    from jaxfactor.config import from_dict
+
+    cfg = compose_config([*overrides, *(f"{k}={v}" for k, v in keys.items())])
+    return from_dict(OmegaConf.to_container(cfg, resolve=True))
 
 
 def _key_exists(cfg: DictConfig, dotted: str) -> bool:

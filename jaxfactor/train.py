@@ -220,9 +220,7 @@ def _hydra_entry() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
-    from omegaconf import OmegaConf
-
-    from jaxfactor.cli import compose_config
+    from jaxfactor.cli import load_config
 
     argv = sys.argv[1:] if argv is None else list(argv)
     info_only = any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith(("--cfg", "-c"))
@@ -236,8 +234,7 @@ def main(argv: list[str] | None = None) -> None:
 
                 check_overrides(overrides)  # sweep values are validated per job
             else:
-                typed = config_lib.from_dict(OmegaConf.to_container(compose_config(overrides), resolve=True))
-                build(typed)  # env and algorithm factories validate their own keys
+                build(load_config(overrides))  # env and algorithm factories validate their own keys
         sys.argv = [sys.argv[0], *argv]
         _hydra_entry()
     except ConfigError as e:

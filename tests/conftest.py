@@ -5,15 +5,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import pytest  # noqa: E402
 
 from jaxfactor import config as config_lib  # noqa: E402
-from jaxfactor.cli import compose_config  # noqa: E402
+from jaxfactor.cli import load_config  # noqa: E402
 
 
 def make_cfg(*overrides: str, run_dir: str = "/tmp/jaxfactor-test") -> config_lib.RunConfig:
     """Compose configs/ exactly as the CLI does, then type and validate."""
-    from omegaconf import OmegaConf
-
-    cfg = compose_config([*overrides, f"run_dir={run_dir}", "progress=false"])
-    return config_lib.from_dict(OmegaConf.to_container(cfg, resolve=True))
+    return load_config(overrides, run_dir=run_dir, progress="false")
 
 
 @pytest.fixture

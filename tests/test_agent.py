@@ -3,15 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import make_cfg
 
 from jaxfactor.algos import make_algo
+from jaxfactor.algos.factorised import previous_actions
 from jaxfactor.envs import make_env
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, unroll
-from jaxfactor.algos.factorised import previous_actions
 from jaxfactor.runner.rollout import rollout
 from jaxfactor.structs import Timestep
-
-from conftest import make_cfg
 
 
 def test_unroll_resets_carry_exactly_where_flagged():

@@ -8,13 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from conftest import make_cfg
 
 from jaxfactor.algos import make_algo
 from jaxfactor.algos.base import Stage
 from jaxfactor.envs import make_env
 from jaxfactor.runner.rollout import rollout
-
-from conftest import make_cfg
 
 
 def test_extra_stage_with_inner_steps_and_weights():

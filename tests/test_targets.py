@@ -1,7 +1,7 @@
 """TD(lambda) targets (ALGORITHMS.md §1.5) against hand-computed numbers and a plain Python loop."""
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxfactor.rl.targets import td_lambda_targets

@@ -7,10 +7,9 @@ to keep CI within budget; CW-QMIX, OW-QMIX, M1, a moved optimum and three agents
 
 import numpy as np
 import pytest
+from conftest import make_cfg
 
 from jaxfactor.matrix_study import train_matrix_games
-
-from conftest import make_cfg
 
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1")
