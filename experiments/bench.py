@@ -11,10 +11,10 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 
 from experiments.common import make_cfg, save_table
 from jaxfactor.rl.policies import uniform_available
+from jaxfactor.structs import where_env
 from jaxfactor.runner.anakin import init_runner, make_chunk
 from jaxfactor.train import build
 
@@ -60,9 +60,7 @@ def bench_env_only(env_name: str, num_seeds: int, num_envs: int = 8, steps: int 
             # restart finished episodes so every step is a real transition
             r_state, r_ts = jax.vmap(env.reset)(jax.random.split(k_r, n))
             done = new_ts.terminal
-            pick = lambda a, b: jax.tree.map(  # noqa: E731
-                lambda x, y: jnp.where(done.reshape(done.shape + (1,) * (x.ndim - 1)), x, y), a, b)
-            return (pick(r_state, new_state), pick(r_ts, new_ts)), new_ts.reward
+            return (where_env(done, r_state, new_state), where_env(done, r_ts, new_ts)), new_ts.reward
 
         _, rewards = jax.lax.scan(step, (state, ts), jax.random.split(key, steps))
         return rewards.sum()

@@ -183,17 +183,15 @@ class RunPlan:
 
     updates_per_chunk: int
     eval_every_chunks: int
-    max_env_steps_per_update: int
-    buffer_bytes_per_seed: int
 
 
-def plan(cfg: RunConfig, episode_limit: int, buffer_bytes_per_seed: int) -> RunPlan:
+def plan(cfg: RunConfig, episode_limit: int) -> RunPlan:
     # An update collects num_envs episodes of at most episode_limit steps; size chunks on that bound.
     max_steps = cfg.algo.num_envs * episode_limit
     updates_per_chunk = max(1, math.ceil(cfg.log_every_steps / max_steps))
     chunk_steps = updates_per_chunk * max_steps
     eval_every_chunks = max(1, round(cfg.eval_every_steps / chunk_steps))
-    return RunPlan(updates_per_chunk, eval_every_chunks, max_steps, buffer_bytes_per_seed)
+    return RunPlan(updates_per_chunk, eval_every_chunks)
 
 
 def to_plain(obj: Any) -> Any:

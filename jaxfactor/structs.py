@@ -10,7 +10,13 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 from flax import struct
+
+
+def where_env(mask: jax.Array, new, old):
+    """Per-env select over pytrees whose leaves lead with the env axis E: `new` where mask [E] is set."""
+    return jax.tree.map(lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +68,6 @@ class Episodes:
     @property
     def mask(self) -> jax.Array:
         """m_t = f_t (1 - d_{t-1}) for t = 0..T-2 (ALGORITHMS.md §1.2): 1 exactly on real transitions."""
-        import jax.numpy as jnp
-
         f = self.filled[:, :-1].astype(jnp.float32)
         d_prev = jnp.concatenate(
             [jnp.zeros_like(self.terminal[:, :1]), self.terminal[:, :-2]], axis=1

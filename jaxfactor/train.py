@@ -22,13 +22,12 @@ from jaxfactor.errors import ConfigError
 
 def build(cfg: RunConfig):
     """Env, algorithm and plan for a config (no allocation yet)."""
-    from jaxfactor import buffers
     from jaxfactor.algos import make_algo
     from jaxfactor.envs import make_env
 
     env = make_env(cfg.env.kind, cfg.env.params)
     algo = make_algo(cfg.algo, cfg.env, env.spec)
-    plan = config_lib.plan(cfg, env.spec.episode_limit, buffers.estimate_bytes(env.spec, cfg.algo.buffer_size))
+    plan = config_lib.plan(cfg, env.spec.episode_limit)
     return env, algo, plan
 
 

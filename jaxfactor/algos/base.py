@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxfactor.structs import EnvSpec, Episodes, Timestep
+from jaxfactor.structs import EnvSpec, Episodes, Timestep, where_env
 
 Params = dict[str, Any]
 Metrics = dict[str, jax.Array]
@@ -149,7 +149,7 @@ class Algorithm:
         k_policy, k_act = jax.random.split(key)
         fresh = self.initial_actor_state(first.shape[0])
         fresh = fresh.replace(policy_state=self.init_policy_state(k_policy, first.shape[0]))
-        actor_state = jax.tree.map(lambda new, old: _where_env(first, new, old), fresh, actor_state)
+        actor_state = where_env(first, fresh, actor_state)
         return self.act_fn(params, actor_state, timestep, k_act, epsilon, greedy)
 
     def update(self, state: LearnerState, batch: Episodes, key: jax.Array) -> tuple[LearnerState, Metrics]:
@@ -202,8 +202,3 @@ class Algorithm:
                               episodes_since_target=jnp.where(copy, 0, state.episodes_since_target))
         metrics["target_updated"] = copy.astype(jnp.float32)
         return state, metrics
-
-
-def _where_env(mask: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
-    """Select per env (leading axis E) between two arrays of the same shape."""
-    return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - 1)), new, old)

@@ -6,6 +6,8 @@ w = 1 on P(s) = {u : |Q_r - V_r| < eps_r}, alpha = 0 outside (unweighted during 
 then one step on L_tot + L_* (factorised + central, E_c = 64), both with the 1/2 factor.
 """
 
+import functools
+
 from jaxfactor.algos.factorised import Variant, make_factorised
 from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
 
@@ -14,7 +16,7 @@ SCHEMA = {"central_embed_dim": (int, 1, None), "alpha": (float, 0.0, 1.0), "cent
           "pow_warmup_steps": (int, 0, None)}
 
 
-def make_pow(cfg, env_cfg, spec, mixer: str):
+def make_pow(cfg, env_cfg, spec, *, mixer: str):
     schema = {**SCHEMA, "adv_hypernet_layers": (int, 2, None)} if mixer == "qplex" else SCHEMA
     extra = read_extra(cfg, schema)
     check_mixer(cfg, (mixer,))
@@ -25,16 +27,5 @@ def make_pow(cfg, env_cfg, spec, mixer: str):
     return make_factorised(cfg, env_cfg, spec, variant, adv_layers=extra.get("adv_hypernet_layers", 2)).build(cfg.name)
 
 
-@ALGOS.register("pow_qmix")
-def make_pow_qmix(cfg, env_cfg, spec):
-    return make_pow(cfg, env_cfg, spec, "qmix")
-
-
-@ALGOS.register("pow_vdn")
-def make_pow_vdn(cfg, env_cfg, spec):
-    return make_pow(cfg, env_cfg, spec, "vdn")
-
-
-@ALGOS.register("pow_qplex")
-def make_pow_qplex(cfg, env_cfg, spec):
-    return make_pow(cfg, env_cfg, spec, "qplex")
+for _mixer in ("qmix", "vdn", "qplex"):
+    ALGOS.register(f"pow_{_mixer}")(functools.partial(make_pow, mixer=_mixer))

@@ -6,6 +6,8 @@ Ablations (§5.8): `algo.central=false` (weights without Q-hat-star: CW compares
 bootstraps through, the QMIX target network, §12 item 42) and `algo.weighting=uniform` (QMIX + Q-hat-star).
 """
 
+import functools
+
 from jaxfactor.algos.factorised import Variant, make_factorised
 from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
 from jaxfactor.errors import ConfigError
@@ -14,7 +16,7 @@ SCHEMA = {"central": (bool, None, None), "central_embed_dim": (int, 1, None), "w
           "alpha": (float, 0.0, 1.0), "central_loss_scale": (float, 0.0, None)}
 
 
-def make_weighted(cfg, env_cfg, spec, default_weighting: str):
+def make_weighted(cfg, env_cfg, spec, *, default_weighting: str):
     extra = read_extra(cfg, SCHEMA)
     check_mixer(cfg, ("qmix",))
     allowed = (default_weighting, "uniform")
@@ -27,11 +29,5 @@ def make_weighted(cfg, env_cfg, spec, default_weighting: str):
     return make_factorised(cfg, env_cfg, spec, variant).build(cfg.name)
 
 
-@ALGOS.register("cw_qmix")
-def make_cw(cfg, env_cfg, spec):
-    return make_weighted(cfg, env_cfg, spec, "cw")
-
-
-@ALGOS.register("ow_qmix")
-def make_ow(cfg, env_cfg, spec):
-    return make_weighted(cfg, env_cfg, spec, "ow")
+for _weighting in ("cw", "ow"):
+    ALGOS.register(f"{_weighting}_qmix")(functools.partial(make_weighted, default_weighting=_weighting))

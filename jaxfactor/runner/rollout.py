@@ -13,11 +13,7 @@ import jax.numpy as jnp
 
 from jaxfactor.algos.base import Algorithm, Params
 from jaxfactor.envs.base import JaxEnv
-from jaxfactor.structs import Episodes
-
-
-def _where_env(mask: jax.Array, new, old):
-    return jax.tree.map(lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old)
+from jaxfactor.structs import Episodes, where_env
 
 
 def rollout(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, num_envs: int, epsilon: jax.Array,
@@ -43,8 +39,8 @@ def rollout(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, num_en
         terminal = real & new_ts.terminal
         stored = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=actions, reward=reward,
                           terminal=terminal, filled=filled)
-        carry = dict(env_state=_where_env(real, new_env_state, carry["env_state"]),
-                     ts=_where_env(real, new_ts, ts), actor=actor,
+        carry = dict(env_state=where_env(real, new_env_state, carry["env_state"]),
+                     ts=where_env(real, new_ts, ts), actor=actor,
                      term_seen=carry["term_seen"] | terminal,
                      over=carry["over"] | (filled & ~real),  # this slot was the bootstrap slot
                      ret=carry["ret"] + reward, length=carry["length"] + real.astype(jnp.int32),
