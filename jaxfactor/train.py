@@ -120,7 +120,7 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
 
     def run_eval(index: int) -> dict[str, np.ndarray]:
         keys = jax.random.split(jax.random.fold_in(eval_base, index), cfg.num_seeds)
-        stats = jax.device_get(eval_fn(runner.learner.params, keys))
+        stats = jax.device_get(eval_fn(runner.learner.params, keys, runner.env_steps))
         return {"eval/return": stats["return"].mean(1), "eval/win_rate": stats["won"].mean(1),
                 "eval/length": stats["length"].mean(1)}
 
@@ -177,7 +177,7 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
     if cfg.env.kind == "matrix":
         _, ts = env.reset(jax.random.key(0))
         tables = jax.device_get(jax.vmap(lambda p: algo.extras["q_table"](p, ts))(runner.learner.params))
-        result["matrix"] = {"payoff": np.asarray(env.payoff).tolist(), "q_tot": tables["q_tot"].tolist(),
+        result["matrix"] = {"payoff": env.payoff_in_force(float(env_steps.min())).tolist(), "q_tot": tables["q_tot"].tolist(),
                             "greedy_joint_action": tables["greedy"].tolist(),
                             "utilities": tables["utilities"].tolist()}
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2))

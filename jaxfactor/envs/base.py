@@ -1,8 +1,9 @@
 """The JaxEnv protocol and the kind registry.
 
-An env is pure: `reset(key) -> (env_state, Timestep)` and `step(key, env_state, actions [N])
--> (env_state, Timestep)`, jittable and vmappable; it never auto-resets (the runner owns episode
-boundaries, PyMARL2-style episodic collection). Adapters are classes registered under an explicit
+An env is pure: `reset(key, t_env=None) -> (env_state, Timestep)` and `step(key, env_state,
+actions [N]) -> (env_state, Timestep)`, jittable and vmappable; it never auto-resets (the runner owns
+episode boundaries, PyMARL2-style episodic collection). `t_env` is the learner's env-step count at the
+start of the episode: non-stationary envs (a payoff that shifts mid-training) read it, others ignore it. Adapters are classes registered under an explicit
 `kind` (no name-substring dispatch).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol
 
 import jax
+import jax.numpy as jnp
 
 from jaxfactor.errors import ConfigError
 from jaxfactor.registry import Registry
@@ -20,7 +22,7 @@ from jaxfactor.structs import EnvSpec, Timestep
 class JaxEnv(Protocol):
     spec: EnvSpec
 
-    def reset(self, key: jax.Array) -> tuple[Any, Timestep]: ...
+    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]: ...
 
     def step(self, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple[Any, Timestep]: ...
 
@@ -39,6 +41,11 @@ def check_params(kind: str, params: Mapping[str, Any], required: tuple[str, ...]
     missing = [k for k in required if params.get(k) is None]
     if missing:
         raise ConfigError(f"env.{missing[0]} is required for env kind '{kind}'")
+
+
+def stack_agents(per_agent: Mapping[str, jax.Array], agents: list[str]) -> jax.Array:
+    """jaxmarl's per-agent dict -> [N, D] float32, each agent's array flattened, in `agents` order."""
+    return jnp.stack([per_agent[a].reshape(-1) for a in agents]).astype(jnp.float32)
 
 
 def make_env(kind: str, params: Mapping[str, Any]) -> JaxEnv:

@@ -3,6 +3,10 @@
 n agents, |U| actions each, payoff an n-D tensor (row = agent 0's action). Every agent's
 observation and the global state are the one-hot step index ([1,0] before acting, [0,1] in the
 bootstrap slot). One step, true termination, reward R[u_1..u_n]; all actions always available.
+
+Payoff shift (S2Q's moving optimum, §10.2): with `payoff_after` and `shift_at`, an episode that starts
+once the learner has collected >= shift_at env steps is paid by `payoff_after`. The switch happens
+inside the jitted loop through `reset(key, t_env)`; learners and replay are untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from jaxfactor.envs.base import ENV_KINDS, check_params
 from jaxfactor.errors import ConfigError
@@ -43,20 +48,46 @@ def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
     return np.asarray(payoff, dtype=np.float32)
 
 
+@struct.dataclass
+class MatrixState:
+    t: jax.Array        # [] int32: 0 before acting, 1 after
+    shifted: jax.Array  # [] bool: this episode is paid by payoff_after
+
+
 @ENV_KINDS.register("matrix")
 class MatrixGame:
-    def __init__(self, payoff: Any, *, validated: bool = False):
+    def __init__(self, payoff: Any, *, payoff_after: Any = None, shift_at: int | None = None,
+                 validated: bool = False):
         """`validated=True` takes a (possibly traced) square array as is, so one program can vmap over
         several payoff tables (seeds x games); user input always goes through `payoff_array`."""
         self.payoff = jnp.asarray(payoff if validated else payoff_array(payoff), jnp.float32)
+        if (payoff_after is None) != (shift_at is None):
+            given, missing = ("env.payoff_after", "env.shift_at") if shift_at is None else \
+                ("env.shift_at", "env.payoff_after")
+            raise ConfigError(f"{given} is set but {missing} is not; a payoff shift needs both")
+        self.shift_at = None if shift_at is None else int(shift_at)
+        self.payoff_after = None
+        if payoff_after is not None:
+            after = payoff_after if validated else payoff_array(payoff_after, "env.payoff_after")
+            if tuple(np.shape(after)) != tuple(self.payoff.shape):
+                raise ConfigError(f"env.payoff_after has shape {list(np.shape(after))}; allowed: the shape of "
+                                  f"env.payoff, {list(self.payoff.shape)}")
+            if isinstance(shift_at, bool) or not isinstance(shift_at, int) or shift_at < 0:
+                raise ConfigError(f"env.shift_at={shift_at!r} is out of range; allowed: an integer >= 0 (env steps)")
+            self.payoff_after = jnp.asarray(after, jnp.float32)
         n, a = self.payoff.ndim, self.payoff.shape[0]
         self.spec = EnvSpec(num_agents=n, obs_dim=2, state_dim=2, num_actions=a, episode_limit=1,
                             has_win_flag=False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "MatrixGame":
-        check_params("matrix", params, required=("payoff",))
-        return cls(params["payoff"])
+        check_params("matrix", params, required=("payoff",), optional=("payoff_after", "shift_at"))
+        return cls(params["payoff"], payoff_after=params.get("payoff_after"), shift_at=params.get("shift_at"))
+
+    def payoff_in_force(self, t_env: float) -> np.ndarray:
+        """The table paying episodes that start at learner step t_env (host-side, for reports)."""
+        shifted = self.shift_at is not None and t_env >= self.shift_at
+        return np.asarray(self.payoff_after if shifted else self.payoff)
 
     def _timestep(self, t: jax.Array, reward: jax.Array, terminal: jax.Array) -> Timestep:
         n, a = self.spec.num_agents, self.spec.num_actions
@@ -65,13 +96,17 @@ class MatrixGame:
                         avail=jnp.ones((n, a), dtype=bool), reward=reward, terminal=terminal,
                         won=jnp.array(False))
 
-    def reset(self, key: jax.Array) -> tuple[jax.Array, Timestep]:
+    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[MatrixState, Timestep]:
         del key
-        t = jnp.array(0, jnp.int32)
-        return t, self._timestep(t, jnp.array(0.0, jnp.float32), jnp.array(False))
+        shifted = jnp.array(False) if self.shift_at is None or t_env is None else t_env >= self.shift_at
+        state = MatrixState(t=jnp.array(0, jnp.int32), shifted=shifted)
+        return state, self._timestep(state.t, jnp.array(0.0, jnp.float32), jnp.array(False))
 
-    def step(self, key: jax.Array, env_state: jax.Array, actions: jax.Array) -> tuple[jax.Array, Timestep]:
+    def step(self, key: jax.Array, env_state: MatrixState, actions: jax.Array) -> tuple[MatrixState, Timestep]:
         del key
-        reward = self.payoff[tuple(actions[i] for i in range(self.spec.num_agents))]
-        t = env_state + 1
-        return t, self._timestep(jnp.minimum(t, 1), reward, jnp.array(True))
+        cell = tuple(actions[i] for i in range(self.spec.num_agents))
+        reward = self.payoff[cell]
+        if self.payoff_after is not None:
+            reward = jnp.where(env_state.shifted, self.payoff_after[cell], reward)
+        state = env_state.replace(t=env_state.t + 1)
+        return state, self._timestep(jnp.minimum(state.t, 1), reward, jnp.array(True))

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfactor.envs.base import ENV_KINDS, check_params
+from jaxfactor.envs.base import ENV_KINDS, check_params, stack_agents
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import EnvSpec, Timestep
 
@@ -84,7 +84,7 @@ class SMAXAdapter:
         enemies_dead = jnp.all(~inner.unit_alive[n:])
         avail = self.env.get_avail_actions(env_state)
         return Timestep(
-            obs=jnp.stack([obs[a] for a in self.agents]).astype(jnp.float32),
+            obs=stack_agents(obs, self.agents),
             state=self._normalise_state(obs["world_state"].astype(jnp.float32)),
             avail=jnp.stack([avail[a] for a in self.agents]).astype(bool),
             reward=jnp.asarray(reward, jnp.float32) * self.reward_scale,
@@ -92,7 +92,8 @@ class SMAXAdapter:
             won=enemies_dead & ~allies_dead,
         )
 
-    def reset(self, key: jax.Array) -> tuple[Any, Timestep]:
+    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]:
+        del t_env
         obs, env_state = self.env.reset(key)
         return env_state, self._timestep(obs, env_state, jnp.array(0.0))
 

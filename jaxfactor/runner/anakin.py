@@ -43,7 +43,8 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
         # t_env is frozen for a whole rollout (§13 item 7).
         epsilon = linear_epsilon(runner.env_steps.astype(jnp.float32), hp.eps_start, hp.eps_finish,
                                  hp.eps_anneal_steps)
-        episodes, stats = rollout(algo, env, learner.params, k_roll, num_envs, epsilon, greedy=False)
+        episodes, stats = rollout(algo, env, learner.params, k_roll, num_envs, epsilon, greedy=False,
+                                  t_env=runner.env_steps)
         buffer = buffers.add(runner.buffer, episodes)
         env_steps = runner.env_steps + jnp.sum(stats["length"])
         learner = learner.replace(episodes_since_target=learner.episodes_since_target + num_envs, t_env=env_steps)
@@ -73,10 +74,11 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
 
 
 def make_evaluate(algo: Algorithm, env: JaxEnv, num_episodes: int) -> Callable:
-    """evaluate(learner_params, key) -> greedy episode stats [num_episodes] (epsilon 0), on fresh envs."""
+    """evaluate(learner_params, key, t_env) -> greedy episode stats [num_episodes] (epsilon 0), on fresh
+    envs reset at learner step t_env."""
 
-    def evaluate(params, key):
-        _, stats = rollout(algo, env, params, key, num_episodes, jnp.float32(0.0), greedy=True)
+    def evaluate(params, key, t_env=None):
+        _, stats = rollout(algo, env, params, key, num_episodes, jnp.float32(0.0), greedy=True, t_env=t_env)
         return stats
 
     return evaluate

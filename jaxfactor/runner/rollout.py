@@ -17,11 +17,13 @@ from jaxfactor.structs import Episodes, where_env
 
 
 def rollout(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, num_envs: int, epsilon: jax.Array,
-            greedy: bool) -> tuple[Episodes, dict[str, jax.Array]]:
-    """One episode in each of `num_envs` envs. Returns Episodes [E, T, ...] and per-env stats [E]."""
+            greedy: bool, t_env: jax.Array | None = None) -> tuple[Episodes, dict[str, jax.Array]]:
+    """One episode in each of `num_envs` envs, all reset at learner step `t_env`.
+    Returns Episodes [E, T, ...] and per-env stats [E]."""
     L = env.spec.episode_limit
     k_reset, k_loop = jax.random.split(key)
-    env_state, ts = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
+    t_env = jnp.asarray(0 if t_env is None else t_env, jnp.int32)
+    env_state, ts = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), t_env)
     false = jnp.zeros((num_envs,), bool)
     carry = dict(env_state=env_state, ts=ts, actor=algo.initial_actor_state(num_envs), term_seen=false,
                  over=false, ret=jnp.zeros((num_envs,)), length=jnp.zeros((num_envs,), jnp.int32), won=false)
