@@ -3,6 +3,8 @@
 from jaxfactor.algos.registry import ALGOS, make_algo
 
 # Importing the modules registers them.
+from jaxfactor.algos import me_igm as _me_igm  # noqa: F401,E402
+from jaxfactor.algos import nmix as _nmix  # noqa: F401,E402
 from jaxfactor.algos import pow as _pow  # noqa: F401,E402
 from jaxfactor.algos import qmix as _qmix  # noqa: F401,E402
 from jaxfactor.algos import qplex as _qplex  # noqa: F401,E402

@@ -68,6 +68,7 @@ class LearnerState:
     num_updates: jax.Array  # gradient updates done (main stage calls)
     episodes_since_target: jax.Array  # episodes collected since the last hard target copy
     t_env: jax.Array  # env steps collected so far (set by the runner; read by schedules such as warm-ups)
+    stats: Any = ()  # algorithm-owned running statistics that are not trained (e.g. RND's reward moments)
 
 
 @struct.dataclass
@@ -122,6 +123,8 @@ class Algorithm:
     """(key, num_envs) -> fresh per-env policy state, drawn at episode starts."""
     target_update_episodes: int
     hp: HParams
+    init_stats: Callable[[], Any] = lambda: ()
+    """Initial running statistics; stages read and replace them through carry["stats"]."""
     extras: dict[str, Callable] = dataclasses.field(default_factory=dict)
     """Optional inspection helpers, e.g. `q_table` for matrix games."""
 
@@ -140,7 +143,8 @@ class Algorithm:
         targets = {g: params[g] for g in self.target_groups}
         return LearnerState(params=params, target_params=targets, opt_states=opt_states, hp=hp,
                             num_updates=jnp.array(0, jnp.int32),
-                            episodes_since_target=jnp.array(0, jnp.int32), t_env=jnp.array(0, jnp.int32))
+                            episodes_since_target=jnp.array(0, jnp.int32), t_env=jnp.array(0, jnp.int32),
+                            stats=self.init_stats())
 
     def act(self, params: Params, actor_state: ActorState, timestep: Timestep, first: jax.Array,
             key: jax.Array, epsilon: jax.Array, greedy: bool) -> tuple[jax.Array, ActorState]:
@@ -155,7 +159,7 @@ class Algorithm:
     def update(self, state: LearnerState, batch: Episodes, key: jax.Array) -> tuple[LearnerState, Metrics]:
         """All stages on one sampled batch, then the hard target update check (§1.6, §1.7)."""
         params, opt_states = dict(state.params), dict(state.opt_states)
-        carry: dict = {"t_env": state.t_env}
+        carry: dict = {"t_env": state.t_env, "stats": state.stats}
         metrics: Metrics = {}
         first_update = state.num_updates == 0
         for stage_key, stage in zip(jax.random.split(key, len(self.stages)), self.stages):
@@ -197,7 +201,7 @@ class Algorithm:
         copy = state.episodes_since_target >= self.target_update_episodes
         targets = {g: jax.tree.map(lambda new, old: jnp.where(copy, new, old), params[g], state.target_params[g])
                    for g in self.target_groups}
-        state = state.replace(params=params, target_params=targets, opt_states=opt_states,
+        state = state.replace(params=params, target_params=targets, opt_states=opt_states, stats=carry["stats"],
                               num_updates=state.num_updates + 1,
                               episodes_since_target=jnp.where(copy, 0, state.episodes_since_target))
         metrics["target_updated"] = copy.astype(jnp.float32)

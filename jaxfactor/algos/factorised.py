@@ -21,6 +21,7 @@ from jaxfactor.algos.base import ActorState, Algorithm, HParams, Params, Stage, 
 from jaxfactor.config import AlgoConfig, EnvConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
+from jaxfactor.networks.entropy import RNDNetwork
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
 from jaxfactor.networks.recognition import RecognitionQr
 from jaxfactor.rl.policies import epsilon_greedy, masked_argmax, masked_max
@@ -48,6 +49,9 @@ class Variant:
     pow_first_steps: int = 20
     pow_warmup_steps: int = 0
     """Env steps during which the POW weights are 1 (§6.6 warm-up)."""
+    rnd_coef: float | None = None
+    """beta of the RND intrinsic reward r = r_ext + beta r_int (§8.3); None = no RND."""
+    rnd_lr: float = 5e-4
 
 
 def previous_actions(actions: jax.Array) -> jax.Array:
@@ -83,6 +87,7 @@ class Factorised:
         self.mixer = mixer
         self.central = CentralMixer(variant.central_embed_dim) if variant.central_embed_dim else None
         self.recognition = RecognitionQr() if variant.weighting == "pow" else None
+        self.rnd = RNDNetwork() if variant.rnd_coef is not None else None
         self.input_dim = input_dim(spec.obs_dim, spec.num_agents, spec.num_actions, **self.flags)
 
     # ---- networks ------------------------------------------------------------------------------
@@ -91,7 +96,7 @@ class Factorised:
         return MixerInput(qs=qs, state=state, q_max=q_max, actions_onehot=onehot)
 
     def init_params(self, key: jax.Array) -> Params:
-        keys = jax.random.split(key, 5)
+        keys = jax.random.split(key, 7)
         H, N, A, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.num_actions, self.spec.state_dim
         h, x = jnp.zeros((1, H)), jnp.zeros((1, self.input_dim))
         example = self._mixer_input(jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)),
@@ -103,6 +108,9 @@ class Factorised:
         if self.recognition is not None:
             params["recognition"] = self.recognition.init(keys[4], jnp.zeros((1, G)), jnp.zeros((1, N, A)),
                                                           jnp.zeros((1, N)))
+        if self.rnd is not None:  # the target is never trained: no stage owns it
+            params["rnd_target"] = self.rnd.init(keys[5], jnp.zeros((1, G)))
+            params["rnd_predictor"] = self.rnd.init(keys[6], jnp.zeros((1, G)))
         return params
 
     def target_groups(self) -> tuple[str, ...]:
@@ -130,9 +138,12 @@ class Factorised:
                                   self._mixer_input(take(q_c, actions), batch.state))
 
     # ---- learning --------------------------------------------------------------------------
-    def td_context(self, params: Params, target_params: Params, batch: Episodes, hp: HParams) -> dict:
-        """Everything the losses and weightings read. Online utilities keep their gradient."""
-        q = self.utilities(params["agent"], batch)  # [B, T, N, A]
+    def td_context(self, params: Params, target_params: Params, batch: Episodes, hp: HParams,
+                   reward: jax.Array | None = None, q: jax.Array | None = None) -> dict:
+        """Everything the losses and weightings read. Online utilities keep their gradient.
+        `reward` [B, T-1] replaces the stored reward (intrinsic bonus, soft-target shift); `q` passes
+        already computed online utilities."""
+        q = self.utilities(params["agent"], batch) if q is None else q  # [B, T, N, A]
         greedy = masked_argmax(jax.lax.stop_gradient(q), batch.avail)  # online greedy joint action per slot
         q_tot = self.mix(params["mixer"], q, batch.actions, batch.state, batch.avail)[:, :-1]  # [B, T-1]
         if self.central is not None:  # §5.3 / §6.4: target Q-hat-star at the online greedy action
@@ -145,8 +156,8 @@ class Factorised:
                 boot = greedy if self.cfg.double_q else masked_argmax(q_target, batch.avail)
             q_bar = self.mix(target_params["mixer"], q_target, boot, batch.state, batch.avail)
         q_bar = jax.lax.stop_gradient(q_bar)  # [B, T]
-        y = td_lambda_targets(batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask, q_bar, hp.gamma,
-                              hp.td_lambda)
+        reward = batch.reward[:, :-1] if reward is None else reward
+        y = td_lambda_targets(reward, batch.terminal[:, :-1], batch.mask, q_bar, hp.gamma, hp.td_lambda)
         chosen = take(jax.lax.stop_gradient(q), batch.actions)
         return {"q": q, "q_tot": q_tot, "y": jax.lax.stop_gradient(y), "q_bar": q_bar, "mask": batch.mask,
                 "greedy": greedy,
@@ -174,7 +185,10 @@ class Factorised:
     def main_loss(self, params: Params, target_params: Params, batch: Episodes, hp: HParams, key: jax.Array,
                   carry: dict) -> tuple[jax.Array, tuple[dict, dict]]:
         del key
-        ctx = self.td_context(params, target_params, batch, hp)
+        reward = None
+        if "intrinsic_reward" in carry:  # §8.3: y is built on r_ext + beta r_int
+            reward = batch.reward[:, :-1] + self.variant.rnd_coef * carry["intrinsic_reward"]
+        ctx = self.td_context(params, target_params, batch, hp, reward=reward)
         mask = ctx["mask"]
         if "weights" in carry:  # weights handed over by an earlier stage take precedence
             w = jax.lax.stop_gradient(carry["weights"])
@@ -200,6 +214,23 @@ class Factorised:
         q_r, _ = self.recognition_values(params["recognition"], batch, carry["advantages"])
         loss = 0.5 * masked_mean((q_r - carry["y"]) ** 2, batch.mask)
         return loss, ({}, carry)
+
+    # RND (§8.3): r_int_t = |f^(s_{t+1}) - f-(s_{t+1})|^2 / 64 with the current predictor, divided by a
+    # running standard deviation; the predictor then regresses onto the frozen target (its own Adam).
+    def rnd_error(self, params: Params, batch: Episodes) -> jax.Array:
+        next_state = batch.state[:, 1:]  # s_{t+1} for t = 0..T-2
+        target = jax.lax.stop_gradient(self.rnd.apply(params["rnd_target"], next_state))
+        return jnp.mean((self.rnd.apply(params["rnd_predictor"], next_state) - target) ** 2, axis=-1)
+
+    def rnd_prepare(self, params, target_params, batch, hp, carry) -> dict:
+        error = jax.lax.stop_gradient(self.rnd_error(params, batch))
+        stats = update_moments(carry["stats"], error, batch.mask)
+        std = jnp.sqrt(stats["m2"] / stats["count"] + 1e-8)
+        return {**carry, "stats": stats, "intrinsic_reward": batch.mask * error / std}
+
+    def rnd_loss(self, params, target_params, batch, hp, key, carry):
+        loss = masked_mean(self.rnd_error(params, batch), batch.mask)
+        return loss, ({"intrinsic_reward": masked_mean(carry["intrinsic_reward"], batch.mask)}, carry)
 
     # ---- acting ------------------------------------------------------------------------------
     def initial_actor_state(self, num_envs: int) -> ActorState:
@@ -257,16 +288,41 @@ class Factorised:
                                 optimizer=clip, steps=v.pow_steps, first_steps=v.pow_first_steps,
                                 prepare=self.recognition_prepare)
             stages = (recognition,) + stages
+        if self.rnd is not None:
+            rnd_lr = self.variant.rnd_lr
+            rnd = Stage(name="rnd", owns=("rnd_predictor",), loss=self.rnd_loss, optimizer=clip,
+                        learning_rate=lambda hp: jnp.asarray(rnd_lr, jnp.float32), prepare=self.rnd_prepare)
+            stages = (rnd,) + stages
+        return self.algorithm(name, stages)
+
+    def init_stats(self) -> Any:
+        if self.rnd is None:
+            return ()
+        return {"count": jnp.array(1e-4), "mean": jnp.array(0.0), "m2": jnp.array(1e-4)}  # var 1 prior
+
+    def algorithm(self, name: str, stages: tuple[Stage, ...]) -> Algorithm:
         return Algorithm(
             name=name, spec=self.spec, init_params=self.init_params, target_groups=self.target_groups(),
             stages=stages, initial_actor_state=self.initial_actor_state, act_fn=self.act,
             init_policy_state=lambda key, num_envs: (), target_update_episodes=self.cfg.target_update_episodes,
-            hp=HParams.from_config(self.cfg),
+            hp=HParams.from_config(self.cfg), init_stats=self.init_stats,
             extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities})
 
 
+def update_moments(stats: dict, x: jax.Array, mask: jax.Array) -> dict:
+    """Running mean / sum of squared deviations (parallel Welford) over the valid entries of x."""
+    n = mask.sum()
+    mean = jnp.sum(mask * x) / jnp.maximum(n, 1.0)
+    m2 = jnp.sum(mask * (x - mean) ** 2)
+    total = stats["count"] + n
+    delta = mean - stats["mean"]
+    return {"count": total, "mean": stats["mean"] + delta * n / total,
+            "m2": stats["m2"] + m2 + delta**2 * stats["count"] * n / total}
+
+
 def make_factorised(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, variant: Variant = Variant(),
-                    adv_layers: int = 2) -> Factorised:
+                    adv_layers: int = 2, cls: Any = Factorised) -> Factorised:
+    """The learner with the configured mixer; `cls` builds a subclass (e.g. ME-IGM's)."""
     mixer = make_mixer(cfg.mixer, embed_dim=cfg.mixing_embed_dim, hypernet_dim=cfg.hypernet_embed_dim,
                        adv_layers=adv_layers)
-    return Factorised(cfg, env_cfg, spec, mixer, variant)
+    return cls(cfg, env_cfg, spec, mixer, variant)

@@ -64,6 +64,13 @@ class QMixMixer(nn.Module):
         return jnp.einsum("...e,...e->...", hidden, w2) + b2
 
 
+@MIXERS.register("nmix")
+class NonMonotoneQMixMixer(QMixMixer):
+    """Non-monotonic QMIX (ALGORITHMS.md §8.1): B2 with g = identity, W1 and W2 may be negative."""
+
+    monotone: bool = False
+
+
 @MIXERS.register("qplex")
 class QPLEXMixer(nn.Module):
     """QPLEX / DMAQ-Qatten as in PyMARL2 (ALGORITHMS.md §4.1–4.2).
@@ -114,8 +121,8 @@ class CentralMixer(nn.Module):
 
 def make_mixer(name: str, *, embed_dim: int, hypernet_dim: int, adv_layers: int = 2) -> nn.Module:
     cls = MIXERS.get(name)
-    if cls is QMixMixer:
-        return QMixMixer(embed_dim=embed_dim, hypernet_dim=hypernet_dim)
+    if issubclass(cls, QMixMixer):
+        return cls(embed_dim=embed_dim, hypernet_dim=hypernet_dim)
     if cls is QPLEXMixer:
         return QPLEXMixer(hypernet_dim=hypernet_dim, adv_layers=adv_layers)
     return cls()

@@ -1,0 +1,157 @@
+"""ME-IGM (ALGORITHMS.md §9): maximum-entropy exploration that keeps IGM, on QMIX or QPLEX.
+
+Policy (Eq. 10): pi_i = softmax(OPT_i(Q_i, s) / alpha) over available actions, sampled in training
+rollouts (no epsilon); evaluation is greedy on the utilities, the same action since OPT preserves
+order (§9.3). Per gradient step (§9.6): the critic on the soft TD(lambda) target (Eq. 8, 12), then
+the OPT regression (Eq. 9) with the freshly updated critic, then the temperature (Eq. 11); hard
+target copy every `target_update_episodes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import distrax
+import jax
+import jax.numpy as jnp
+
+from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
+from jaxfactor.algos.factorised import Factorised, make_factorised, masked_mean, take
+from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
+from jaxfactor.errors import ConfigError
+from jaxfactor.networks.entropy import OrderPreservingTransform
+from jaxfactor.rl.policies import masked_argmax
+from jaxfactor.structs import Timestep
+
+ESTIMATORS = ("exact", "buffer_action")
+UNAVAILABLE_LOGIT = -1e10  # §9.3
+
+
+def soft_rewards(reward: jax.Array, terminal: jax.Array, log_pi_next: jax.Array, alpha: jax.Array,
+                 gamma: jax.Array | float) -> jax.Array:
+    """§9.5 (Eq. 12, App. A): r'_t = r_t - gamma (1 - d_t) alpha log pi_jt(u_{t+1} | s_{t+1}); fed to the
+    §1.5 recursion with Qbar_t = target Q_tot at the stored u_t, this gives the soft TD(lambda) target."""
+    return reward - gamma * (1.0 - terminal.astype(jnp.float32)) * alpha * log_pi_next
+
+
+class MaxEntropyFactorised(Factorised):
+    """The factorised learner plus OPT networks, a temperature and the softmax behaviour policy."""
+
+    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, opt_layers: int, opt_embed_dim: int,
+                 target_entropy: float, alpha_init: float, alpha_lr: float, entropy_estimator: str):
+        super().__init__(cfg, env_cfg, spec, mixer, variant)
+        self.opt = OrderPreservingTransform(num_agents=self.spec.num_agents, layers=opt_layers,
+                                            embed_dim=opt_embed_dim, hypernet_dim=self.cfg.hypernet_embed_dim)
+        self.target_entropy = target_entropy * self.spec.num_agents  # H-bar = (per agent) x n
+        self.alpha_init, self.alpha_lr, self.entropy_estimator = alpha_init, alpha_lr, entropy_estimator
+
+    def init_params(self, key: jax.Array) -> Params:
+        k_base, k_opt = jax.random.split(key)
+        params = super().init_params(k_base)
+        N, A, G = self.spec.num_agents, self.spec.num_actions, self.spec.state_dim
+        params["opt"] = self.opt.init(k_opt, jnp.zeros((1, N, A)), jnp.zeros((1, G)))
+        params["log_alpha"] = jnp.log(jnp.asarray(self.alpha_init, jnp.float32))
+        return params
+
+    def log_policy(self, params: Params, q: jax.Array, state: jax.Array, avail: jax.Array) -> jax.Array:
+        """log pi_i(. | tau_i, s) [..., N, A] (Eq. 10), unavailable actions at logit -1e10."""
+        logits = self.opt.apply(params["opt"], q, state) / jnp.exp(params["log_alpha"])
+        return jax.nn.log_softmax(jnp.where(avail, logits, UNAVAILABLE_LOGIT), axis=-1)
+
+    # ---- losses (§9.4) -----------------------------------------------------------------------
+    def main_loss(self, params, target_params, batch, hp, key, carry):
+        del key
+        q = self.utilities(params["agent"], batch)
+        log_pi = jax.lax.stop_gradient(self.log_policy(params, jax.lax.stop_gradient(q), batch.state, batch.avail))
+        log_pi_joint = jnp.sum(take(log_pi, batch.actions), axis=-1)  # [B, T]
+        alpha = jax.lax.stop_gradient(jnp.exp(params["log_alpha"]))
+        reward = soft_rewards(batch.reward[:, :-1], batch.terminal[:, :-1], log_pi_joint[:, 1:], alpha, hp.gamma)
+        ctx = self.td_context(params, target_params, batch, hp, reward=reward, q=q)  # SARSA bootstrap
+        td = ctx["q_tot"] - ctx["y"]
+        loss = self.cfg.loss_scale * masked_mean(td**2, ctx["mask"])
+        return loss, ({"td_abs": masked_mean(jnp.abs(td), ctx["mask"]), "target": masked_mean(ctx["y"], ctx["mask"]),
+                       "q_taken": masked_mean(ctx["q_tot"], ctx["mask"])}, carry)
+
+    def opt_prepare(self, params, target_params, batch, hp, carry) -> dict:
+        """Stopped inputs of L(phi) from the critic just updated (§9.6)."""
+        q = jax.lax.stop_gradient(self.utilities(params["agent"], batch))
+        q_tot = self.mix(params["mixer"], q, batch.actions, batch.state, batch.avail)[:, :-1]
+        return {**carry, "q": q, "q_tot": jax.lax.stop_gradient(q_tot)}
+
+    def opt_loss(self, params, target_params, batch, hp, key, carry):
+        """Eq. 9: (sum_i OPT_i(sg Q_i, s)_{u_i} - sg Q_tot(s, u))^2 over valid transitions."""
+        opt = self.opt.apply(params["opt"], carry["q"][:, :-1], batch.state[:, :-1])
+        summed = jnp.sum(take(opt, batch.actions[:, :-1]), axis=-1)
+        return masked_mean((summed - carry["q_tot"]) ** 2, batch.mask), ({}, carry)
+
+    def temperature_prepare(self, params, target_params, batch, hp, carry) -> dict:
+        log_pi = jax.lax.stop_gradient(self.log_policy(params, carry["q"], batch.state, batch.avail))[:, :-1]
+        if self.entropy_estimator == "exact":  # H_jt = sum_i H(pi_i), the joint entropy factorises (§9.4)
+            entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=(-2, -1))
+        else:  # literal Eq. 11: -log pi_jt at the stored actions
+            entropy = -jnp.sum(take(log_pi, batch.actions[:, :-1]), axis=-1)
+        return {**carry, "entropy": entropy}
+
+    def temperature_loss(self, params, target_params, batch, hp, key, carry):
+        """Eq. 11: L(omega) = alpha (sg H_jt - H-bar): alpha shrinks while the policy is too random."""
+        entropy = masked_mean(carry["entropy"], batch.mask)
+        alpha = jnp.exp(params["log_alpha"])
+        return alpha * (entropy - self.target_entropy), ({"entropy": entropy, "alpha": alpha}, carry)
+
+    # ---- acting (§9.3) -----------------------------------------------------------------------
+    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, epsilon: jax.Array,
+            greedy: bool) -> tuple[jax.Array, ActorState]:
+        del epsilon  # training samples from the softmax policy, never epsilon-greedy
+        hidden, q = self.step_utilities(params["agent"], actor_state, ts)
+        if greedy:
+            actions = masked_argmax(q, ts.avail)
+        else:
+            logits = self.log_policy(params, q, ts.state, ts.avail)
+            actions = distrax.Categorical(logits=logits).sample(seed=key).astype(jnp.int32)
+        return actions, actor_state.replace(hidden=hidden, last_action=actions)
+
+    def policy_table(self, params: Params, ts: Timestep) -> jax.Array:
+        """pi_i(. | first step) [N, A] of a one-step game (for matrix-game reports)."""
+        _, q = self.step_utilities(params["agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))
+        return jnp.exp(self.log_policy(params, q, ts.state[None], ts.avail[None]))[0]
+
+    def build(self, name: str) -> Algorithm:
+        clip = adam_clipped(self.cfg.grad_clip)
+        alpha_lr = self.alpha_lr
+        stages = (Stage(name="main", owns=("agent", "mixer"), loss=self.main_loss, optimizer=clip),
+                  Stage(name="opt", owns=("opt",), loss=self.opt_loss, optimizer=clip, prepare=self.opt_prepare),
+                  Stage(name="temperature", owns=("log_alpha",), loss=self.temperature_loss, optimizer=clip,
+                        learning_rate=lambda hp: jnp.asarray(alpha_lr, jnp.float32),
+                        prepare=self.temperature_prepare))
+        algo = self.algorithm(name, stages)
+        return dataclasses.replace(algo, extras={**algo.extras, "policy_table": self.policy_table,
+                                                 "log_policy": self.log_policy})
+
+
+SCHEMA = {"opt_layers": (int, 1, 2), "opt_embed_dim": (int, 1, None), "target_entropy": (float, 0.0, None),
+          "alpha_init": (float, 1e-12, None), "alpha_lr": (float, 0.0, None), "entropy_estimator": (str, None, None)}
+
+
+def make_me(cfg, env_cfg, spec, *, mixer: str) -> Algorithm:
+    schema = {**SCHEMA, "adv_hypernet_layers": (int, 2, None)} if mixer == "qplex" else SCHEMA
+    extra = read_extra(cfg, schema)
+    check_mixer(cfg, (mixer,))
+    if cfg.bootstrap != "sarsa":
+        raise ConfigError(f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
+                          f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa")
+    if extra["entropy_estimator"] not in ESTIMATORS:
+        raise ConfigError(f"unknown algo.entropy_estimator '{extra['entropy_estimator']}'; "
+                          f"allowed: {', '.join(ESTIMATORS)}")
+    learner = make_factorised(cfg, env_cfg, spec, adv_layers=extra.get("adv_hypernet_layers", 2),
+                              cls=functools.partial(MaxEntropyFactorised, opt_layers=extra["opt_layers"],
+                                                    opt_embed_dim=extra["opt_embed_dim"],
+                                                    target_entropy=extra["target_entropy"],
+                                                    alpha_init=extra["alpha_init"], alpha_lr=extra["alpha_lr"],
+                                                    entropy_estimator=extra["entropy_estimator"]))
+    return learner.build(cfg.name)
+
+
+for _mixer in ("qmix", "qplex"):
+    ALGOS.register(f"me_{_mixer}")(functools.partial(make_me, mixer=_mixer))
+
