@@ -1,8 +1,9 @@
 """Throughput benchmark: training env-steps/s (rollout + learning) and env-only steps/s for
-num_seeds in {1, 4, 16} on smax_3m and matrix_m1, plus compile times. Prints and saves a markdown
-table to experiments/results/bench.md.
+num_seeds in {1, 4, 16} on smax_3m and matrix_m1, plus compile times; then env-only steps/s of every
+environment family at 256 parallel envs. Prints and saves markdown tables to experiments/results/bench.md.
 
     python -m experiments.bench [--seeds 1 4 16] [--updates 5] [--envs smax_3m matrix_m1]
+                                [--env-only predator_prey_p0 ...] [--parallel 256]
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import argparse
 import time
 
 import jax
+import jax.numpy as jnp
 
 from experiments.common import make_cfg, save_table
 from jaxfactor.rl.policies import uniform_available
 from jaxfactor.structs import where_env
 from jaxfactor.runner.anakin import init_runner, make_chunk
 from jaxfactor.train import build
+
+
+ENV_ONLY = ["matrix_m1", "smax_3m", "predator_prey_p0", "predator_prey_small", "mpe_simple_spread", "mpe_simple_tag",
+            "overcooked_cramped_room", "overcooked_asymm_advantages"]
 
 
 def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int) -> dict:
@@ -45,24 +51,27 @@ def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int
 
 
 def bench_env_only(env_name: str, num_seeds: int, num_envs: int = 8, steps: int = 200) -> dict:
+    """Uniform random available actions in num_seeds x num_envs parallel envs, episodes restarted at
+    termination or at the time limit."""
     cfg = make_cfg(f"env={env_name}")
     env, _, _ = build(cfg)
     n = num_seeds * num_envs
+    limit = env.spec.episode_limit
 
     def run(key):
         state, ts = jax.vmap(env.reset)(jax.random.split(key, n))
 
         def step(carry, k):
-            state, ts = carry
+            state, ts, t = carry
             k_a, k_s, k_r = jax.random.split(k, 3)
             actions = uniform_available(k_a, ts.avail)
             new_state, new_ts = jax.vmap(env.step)(jax.random.split(k_s, n), state, actions)
-            # restart finished episodes so every step is a real transition
             r_state, r_ts = jax.vmap(env.reset)(jax.random.split(k_r, n))
-            done = new_ts.terminal
-            return (where_env(done, r_state, new_state), where_env(done, r_ts, new_ts)), new_ts.reward
+            done = new_ts.terminal | (t + 1 >= limit)
+            carry = (where_env(done, r_state, new_state), where_env(done, r_ts, new_ts), jnp.where(done, 0, t + 1))
+            return carry, new_ts.reward
 
-        _, rewards = jax.lax.scan(step, (state, ts), jax.random.split(key, steps))
+        _, rewards = jax.lax.scan(step, (state, ts, jnp.zeros((n,), jnp.int32)), jax.random.split(key, steps))
         return rewards.sum()
 
     fn = jax.jit(run)
@@ -81,6 +90,8 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["smax_3m", "matrix_m1"])
     parser.add_argument("--updates", type=int, default=4, help="timed updates per configuration")
     parser.add_argument("--buffer-size", type=int, default=512, help="episodes per seed (memory: 16 seeds)")
+    parser.add_argument("--env-only", nargs="+", default=ENV_ONLY, help="envs of the env-only table")
+    parser.add_argument("--parallel", type=int, default=256, help="parallel envs of the env-only table")
     args = parser.parse_args()
     device = jax.devices()[0]
     rows = []
@@ -96,6 +107,14 @@ def main() -> None:
              "", "| env | num_seeds | training env-steps/s (all seeds) | env-only steps/s | chunk compile s | env compile s |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.1f} | {r[5]:.1f} |" for r in rows]
+    lines += ["", f"Env-only throughput, {args.parallel} parallel envs, uniform random available actions:", "",
+              "| env | agents | episode limit | env-only steps/s | compile s |", "|---|---|---|---|---|"]
+    for env_name in args.env_only:
+        spec = build(make_cfg(f"env={env_name}"))[0].spec
+        e = bench_env_only(env_name, 1, num_envs=args.parallel)
+        print(f"{env_name} x{args.parallel}: env-only {e['env_steps_per_s']:.0f} steps/s", flush=True)
+        lines.append(f"| {env_name} | {spec.num_agents} | {spec.episode_limit} | {e['env_steps_per_s']:.0f} | "
+                     f"{e['env_compile_s']:.1f} |")
     save_table("bench", "\n".join(lines))
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import jax
 import numpy as np
 
 from experiments.common import make_cfg
-from jaxfactor.runner.anakin import init_runner, make_evaluate
-from jaxfactor.train import build, run
+from experiments.learning import untrained_then_trained
 
 
 def main() -> None:
@@ -27,18 +25,11 @@ def main() -> None:
     args = parser.parse_args()
     cfg = make_cfg("algo=qmix", "env=smax_3m", f"num_seeds={args.seeds}", f"total_timesteps={args.steps}",
                    "eval_every_steps=20000", run_dir=args.run_dir)
-    env, algo, _ = build(cfg)
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.num_seeds)
-    untrained = jax.vmap(lambda k: init_runner(algo, env, 1, k))(keys).learner.params
-    stats = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)))(
-        untrained, jax.random.split(jax.random.key(123), cfg.num_seeds))
-    before = {"win_rate": np.asarray(stats["won"]).mean(1).tolist(), "return": np.asarray(stats["return"]).mean(1).tolist()}
-    result = run(cfg)
-    after = {"win_rate": result["final"]["eval_win_rate"], "return": result["final"]["eval_return"]}
-    report = {"steps_per_seed": result["env_steps"], "wall_s": result["wall_s"], "untrained": before, "trained": after}
+    report = untrained_then_trained(cfg)
     print(json.dumps(report, indent=2))
-    print(f"greedy win rate: untrained {np.mean(before['win_rate']):.2f} -> trained {np.mean(after['win_rate']):.2f} "
-          f"after {result['env_steps']:.0f} env steps per seed ({result['wall_s']:.0f}s)")
+    print(f"greedy win rate: untrained {np.mean(report['untrained']['win_rate']):.2f} -> trained "
+          f"{np.mean(report['trained']['win_rate']):.2f} after {report['steps_per_seed']:.0f} env steps per seed "
+          f"({report['wall_s']:.0f}s)")
 
 
 if __name__ == "__main__":
