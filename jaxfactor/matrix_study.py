@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxfactor.algos import make_algo
 from jaxfactor.config import RunConfig
+from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
 from jaxfactor.runner.anakin import init_runner, make_chunk
 
@@ -40,3 +41,25 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
     reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
     return {**{k: reshape(v) for k, v in out.items()}, "metrics": {k: reshape(v) for k, v in metrics.items()},
             "payoffs": tables}
+
+
+def train_matrix_curve(cfg: RunConfig, seeds: int, updates_per_point: int, points: int) -> dict[str, np.ndarray]:
+    """Train `seeds` seeds on the configured matrix game (payoff shifts included) in one program and
+    tabulate `q_table` after every `updates_per_point` updates. Returns arrays [S, P, ...] plus
+    `env_steps` [S, P]."""
+    env = make_env(cfg.env.kind, cfg.env.params)
+    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    a = cfg.algo
+    chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates_per_point)
+
+    def lane(key):
+        def point(runner, _):
+            runner, _ = chunk(runner)
+            _, ts = env.reset(key)
+            return runner, {**algo.extras["q_table"](runner.learner.params, ts), "env_steps": runner.env_steps}
+
+        _, tables = jax.lax.scan(point, init_runner(algo, env, a.buffer_size, key), None, length=points)
+        return tables
+
+    keys = jax.random.split(jax.random.key(cfg.seed), seeds)
+    return {k: np.asarray(v) for k, v in jax.device_get(jax.jit(jax.vmap(lane))(keys)).items()}

@@ -118,12 +118,16 @@ class Factorised:
 
     def utilities(self, agent_params: Any, batch: Episodes) -> jax.Array:
         """Unroll an agent network over whole stored episodes from a zero state. -> q [B, T, N, A]."""
+        return self.utilities_and_hidden(agent_params, batch)[0]
+
+    def utilities_and_hidden(self, agent_params: Any, batch: Episodes) -> tuple[jax.Array, jax.Array]:
+        """-> (q [B, T, N, A], GRU states after consuming o_t [B, T, N, H])."""
         x = agent_inputs(batch.obs, previous_actions(batch.actions), self.spec.num_actions, **self.flags)
         B, T, N, _ = x.shape
         x = jnp.swapaxes(x, 0, 1).reshape(T, B * N, -1)  # [T, B*N, Din]
         h0 = jnp.zeros((B * N, self.cfg.agent_hidden_dim))
-        _, q, _ = unroll(self.agent, agent_params, x, h0, jnp.zeros((T, B * N), bool))
-        return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1)
+        _, q, hs = unroll(self.agent, agent_params, x, h0, jnp.zeros((T, B * N), bool))
+        return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1), jnp.swapaxes(hs.reshape(T, B, N, -1), 0, 1)
 
     def mix(self, mixer_params: Any, q: jax.Array, actions: jax.Array, state: jax.Array, avail: jax.Array
             ) -> jax.Array:
