@@ -25,8 +25,8 @@ ENV_ONLY = ["matrix_m1", "smax_3m", "predator_prey_p0", "predator_prey_small", "
             "overcooked_cramped_room", "overcooked_asymm_advantages"]
 
 
-def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int) -> dict:
-    cfg = make_cfg("algo=qmix", f"env={env_name}", f"num_seeds={num_seeds}", f"algo.buffer_size={buffer_size}",
+def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int, algo_name: str = "qmix") -> dict:
+    cfg = make_cfg(f"algo={algo_name}", f"env={env_name}", f"num_seeds={num_seeds}", f"algo.buffer_size={buffer_size}",
                    "algo.eps_start=1", "algo.eps_finish=1")
     env, algo, _ = build(cfg)
     keys = jax.random.split(jax.random.key(0), num_seeds)
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--envs", nargs="+", default=["smax_3m", "matrix_m1"])
     parser.add_argument("--updates", type=int, default=4, help="timed updates per configuration")
+    parser.add_argument("--algo", default="qmix", help="algorithm of the training table")
     parser.add_argument("--buffer-size", type=int, default=512, help="episodes per seed (memory: 16 seeds)")
     parser.add_argument("--env-only", nargs="+", default=ENV_ONLY, help="envs of the env-only table")
     parser.add_argument("--parallel", type=int, default=256, help="parallel envs of the env-only table")
@@ -97,12 +98,12 @@ def main() -> None:
     rows = []
     for env_name in args.envs:
         for s in args.seeds:
-            t = bench_training(env_name, s, args.updates, args.buffer_size)
+            t = bench_training(env_name, s, args.updates, args.buffer_size, args.algo)
             e = bench_env_only(env_name, s)
             rows.append((env_name, s, t["train_steps_per_s"], e["env_steps_per_s"], t["compile_s"], e["env_compile_s"]))
             print(f"{env_name} seeds={s}: train {t['train_steps_per_s']:.0f} steps/s, env-only "
                   f"{e['env_steps_per_s']:.0f} steps/s, compile {t['compile_s']:.1f}s", flush=True)
-    lines = [f"device: {device.platform} ({device.device_kind}), jax {jax.__version__}; QMIX, 8 envs/seed, "
+    lines = [f"device: {device.platform} ({device.device_kind}), jax {jax.__version__}; {args.algo}, 8 envs/seed, "
              f"batch 128 episodes, one gradient step per update; env-only = uniform random actions, 8 envs/seed",
              "", "| env | num_seeds | training env-steps/s (all seeds) | env-only steps/s | chunk compile s | env compile s |",
              "|---|---|---|---|---|---|"]
