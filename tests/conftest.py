@@ -19,3 +19,20 @@ def cfg_factory(tmp_path):
         return make_cfg(*overrides, run_dir=str(tmp_path / "run"))
 
     return factory
+
+
+def train_briefly(cfg: config_lib.RunConfig, updates: int):
+    """`updates` rollout+learn steps of the shared device loop for cfg.num_seeds seeds (one jitted
+    vmapped chunk, no evaluation compile): the cheap way to check an algorithm x env trains.
+    Returns the per-update metrics [S, U]."""
+    import jax
+
+    from jaxfactor.runner.anakin import init_runner, make_chunk
+    from jaxfactor.train import build
+
+    env, algo, _ = build(cfg)
+    a = cfg.algo
+    keys = jax.random.split(jax.random.key(cfg.seed), cfg.num_seeds)
+    chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates)
+    _, metrics = jax.jit(jax.vmap(lambda k: chunk(init_runner(algo, env, a.buffer_size, k))))(keys)
+    return jax.device_get(metrics)

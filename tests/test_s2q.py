@@ -86,9 +86,9 @@ def test_one_subvalue_without_weighting_is_qmix_plus_central_loss(cfg_factory):
                  "mixer": jax.tree.map(lambda x: x[0], p["subvalue_mixers"]),
                  "central_agent": p["central_agent"], "central_mixer": p["central_mixer"]}
     targets = {"central_agent": p["central_agent"], "central_mixer": p["central_mixer"]}
-    s2q_loss, (m, _) = s2q.stages[0].loss(p, targets, batch, state.hp, jax.random.key(2), {})
+    s2q_loss, (m, _) = jax.jit(s2q.stages[0].loss)(p, targets, batch, state.hp, jax.random.key(2), {})
     cw_targets = {**targets, "agent": cw_params["agent"], "mixer": cw_params["mixer"]}
-    cw_loss, _ = cw.stages[0].loss(cw_params, cw_targets, batch, state.hp, jax.random.key(2), {})
+    cw_loss, _ = jax.jit(cw.stages[0].loss)(cw_params, cw_targets, batch, state.hp, jax.random.key(2), {})
     np.testing.assert_allclose(float(s2q_loss - m["ed_kl"] - m["ed_state_mse"]), float(cw_loss), rtol=1e-5)
 
 
@@ -105,6 +105,6 @@ def test_comm_latent_feeds_the_subvalues(cfg_factory, algo, expect_grad):
         loss, (m, _) = s2q.stages[0].loss(params, targets, batch, state.hp, jax.random.key(2), {})
         return loss - m["ed_kl"] - m["ed_state_mse"]
 
-    grads = jax.grad(td_only)(state.params["encoder"])
+    grads = jax.jit(jax.grad(td_only))(state.params["encoder"])
     norm = float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(grads)))
     assert (norm > 1e-6) == expect_grad, norm

@@ -9,27 +9,27 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import train_briefly
 
 from jaxfactor.algos import ALGOS
-from jaxfactor.train import run
 
 
-ON_SMAX = ("qmix", "nmix", "me_qmix", "me_qplex")
+ON_SMAX = ("nmix", "me_qmix", "me_qplex")
+# Trained elsewhere in the suite: qmix (stag hunt, every env adapter), vdn (M1), pow_qmix (M3), s2q (the
+# CLI test below). pow_vdn, pow_qplex and s2q_vdn differ from tested algorithms only by a mixer that is
+# trained here (vdn, qplex) and are left out to keep CI within its 15 minutes (compilation dominates).
+ELSEWHERE = ("qmix", "vdn", "pow_qmix", "s2q", "pow_vdn", "pow_qplex", "s2q_vdn")
 
 
-@pytest.mark.parametrize("algo", ALGOS.names())
-def test_tiny_budget_finite_losses(cfg_factory, tmp_path, algo):
-    small = ["algo.batch_size=8", "algo.buffer_size=32", "algo.num_envs=4", "num_seeds=2",
-             "algo.target_update_episodes=8"]
-    budget = ["env=smax_3m", "env.max_steps=40", "total_timesteps=480", "log_every_steps=160"] if algo in ON_SMAX \
-        else ["env=matrix_m3", "total_timesteps=400", "log_every_steps=200"]
-    result = run(cfg_factory(f"algo={algo}", *small, *budget))
-    metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    losses = [v for line in metrics for v in json.loads(line)["per_seed"]["train/main/loss"]]
-    learned = [v for v in losses if v == v]  # NaN before learning starts (buffer < batch)
-    assert learned and np.isfinite(learned).all()
-    assert result["num_seeds"] == 2 and len(result["final"]["eval_return"]) == 2
-    assert np.isfinite(result["final"]["eval_return"]).all()
+@pytest.mark.parametrize("algo", [a for a in ALGOS.names() if a not in ELSEWHERE])
+def test_tiny_budget_finite_losses(cfg_factory, algo):
+    env = ["env=smax_3m", "env.max_steps=40"] if algo in ON_SMAX else ["env=matrix_m3"]
+    cfg = cfg_factory(f"algo={algo}", *env, "algo.batch_size=8", "algo.buffer_size=32", "algo.num_envs=4",
+                      "num_seeds=2", "algo.target_update_episodes=8")
+    metrics = train_briefly(cfg, updates=4)  # learning starts at the 2nd update (8 episodes stored)
+    losses = metrics["train/main/loss"][:, 1:]
+    assert np.isfinite(losses).all() and (metrics["train/learning"][:, 1:] == 1).all()
+    assert np.isfinite(metrics["rollout/return"]).all()
 
 
 def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
