@@ -168,6 +168,11 @@ def test_reset_places_distinct_cells_uniformly():
 
 def random_policy_stats(env, key, episodes):
     """Uniform-random-available policy; per episode: return, captures, length."""
+    return jax.device_get(random_policy_program(env, episodes)(key))
+
+
+def random_policy_program(env, episodes):
+    """The jitted program behind `random_policy_stats` (compile once, call with several keys)."""
 
     def run(key):
         st, ts = env.reset(key)
@@ -185,14 +190,13 @@ def random_policy_stats(env, key, episodes):
         (st, _, ret, _, length), _ = jax.lax.scan(body, init, jax.random.split(key, env.spec.episode_limit))
         return ret, (~st.prey_alive).sum(), length
 
-    return jax.device_get(jax.jit(jax.vmap(run))(jax.random.split(key, episodes)))
+    return jax.jit(lambda key: jax.vmap(run)(jax.random.split(key, episodes)))
 
 
 def test_jit_vmap_deterministic_for_a_fixed_key():
     env = make_env("stag_hunt", {"rows": 6, "cols": 6, "num_agents": 4, "num_stags": 2, "episode_limit": 50})
-    a = random_policy_stats(env, jax.random.key(3), 64)
-    b = random_policy_stats(env, jax.random.key(3), 64)
-    c = random_policy_stats(env, jax.random.key(4), 64)
+    program = random_policy_program(env, 64)
+    a, b, c = (jax.device_get(program(jax.random.key(k))) for k in (3, 3, 4))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, z) for x, z in zip(a, c))
