@@ -36,3 +36,22 @@ def train_briefly(cfg: config_lib.RunConfig, updates: int):
     chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates)
     _, metrics = jax.jit(jax.vmap(lambda k: chunk(init_runner(algo, env, a.buffer_size, k))))(keys)
     return jax.device_get(metrics)
+
+
+def random_episode(env, key, steps: int):
+    """`steps` uniform-random-available steps from a reset (no auto-reset; jittable).
+    Returns (final env state, the Timesteps of every step stacked [steps, ...])."""
+    import jax
+
+    from jaxfactor.rl.policies import uniform_available
+
+    state, ts = env.reset(key)
+
+    def body(carry, k):
+        state, ts = carry
+        k_a, k_s = jax.random.split(k)
+        state, ts = env.step(k_s, state, uniform_available(k_a, ts.avail))
+        return (state, ts), ts
+
+    (state, _), stacked = jax.lax.scan(body, (state, ts), jax.random.split(key, steps))
+    return state, stacked

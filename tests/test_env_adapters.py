@@ -9,9 +9,8 @@ import pytest
 from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame
 from jaxfactor.errors import ConfigError
-from jaxfactor.rl.policies import uniform_available
 from jaxfactor.train import build
-from conftest import train_briefly
+from conftest import random_episode, train_briefly
 
 NEW_ENVS = ["mpe_simple_spread", "mpe_simple_tag", "overcooked_cramped_room", "overcooked_asymm_advantages",
             "predator_prey_small"]
@@ -22,18 +21,7 @@ def test_shapes_dtypes_and_jit_vmap(cfg_factory, env_name):
     env, _, _ = build(cfg_factory(f"env={env_name}"))
     spec = env.spec
 
-    def episode(key):
-        state, ts = env.reset(key)
-
-        def body(carry, k):
-            state, ts = carry
-            k_a, k_s = jax.random.split(k)
-            state, ts = env.step(k_s, state, uniform_available(k_a, ts.avail))
-            return (state, ts), ts
-
-        return jax.lax.scan(body, (state, ts), jax.random.split(key, 5))[1]
-
-    ts = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(0), 3))
+    ts = jax.jit(jax.vmap(lambda key: random_episode(env, key, 5)[1]))(jax.random.split(jax.random.key(0), 3))
     assert ts.obs.shape == (3, 5, spec.num_agents, spec.obs_dim) and ts.obs.dtype == jnp.float32
     assert ts.state.shape == (3, 5, spec.state_dim) and ts.state.dtype == jnp.float32
     assert ts.avail.shape == (3, 5, spec.num_agents, spec.num_actions) and ts.avail.dtype == jnp.bool_

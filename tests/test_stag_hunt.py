@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_episode
 
 from jaxfactor.envs import make_env
 from jaxfactor.envs.stag_hunt import CATCH, STAY, StagHunt, StagHuntState
@@ -140,16 +141,8 @@ def test_time_limit_is_a_truncation_not_a_termination():
     assert env.spec.episode_limit == 200
 
     def run(key):
-        st, ts = env.reset(key)
-
-        def body(carry, k):
-            st, ts = carry
-            k_a, k_s = jax.random.split(k)
-            st, ts = env.step(k_s, st, uniform_available(k_a, ts.avail))
-            return (st, ts), ts.terminal
-
-        (st, _), terminal = jax.lax.scan(body, (st, ts), jax.random.split(key, 200))
-        return st.t, terminal
+        st, ts = random_episode(env, key, 200)
+        return st.t, ts.terminal
 
     t, terminal = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 8))
     assert np.all(np.asarray(t) == 200) and not bool(terminal.any())

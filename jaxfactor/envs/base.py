@@ -48,6 +48,35 @@ def stack_agents(per_agent: Mapping[str, jax.Array], agents: list[str]) -> jax.A
     return jnp.stack([per_agent[a].reshape(-1) for a in agents]).astype(jnp.float32)
 
 
+class JaxmarlTeamAdapter:
+    """Shared part of jaxmarl adapters with all actions available, no termination (time limit only) and
+    the concatenated learners' observations as the global state (jaxmarl's CTRolloutManager convention)."""
+
+    env: Any
+    learners: list[str]
+    spec: EnvSpec
+
+    def _setup(self, env: Any, learners: list[str], max_steps: int) -> None:
+        import math
+
+        self.env, self.learners = env, learners
+        obs_dim = math.prod(env.observation_spaces[learners[0]].shape)
+        self.spec = EnvSpec(num_agents=len(learners), obs_dim=obs_dim, state_dim=obs_dim * len(learners),
+                            num_actions=int(env.action_spaces[learners[0]].n), episode_limit=max_steps,
+                            has_win_flag=False)
+
+    def _timestep(self, obs: dict, reward: jax.Array) -> Timestep:
+        stacked = stack_agents(obs, self.learners)
+        n, a = self.spec.num_agents, self.spec.num_actions
+        return Timestep(obs=stacked, state=stacked.reshape(-1), avail=jnp.ones((n, a), bool),
+                        reward=jnp.asarray(reward, jnp.float32), terminal=jnp.array(False), won=jnp.array(False))
+
+    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]:
+        del t_env
+        obs, state = self.env.reset(key)
+        return state, self._timestep(obs, jnp.array(0.0))
+
+
 def make_env(kind: str, params: Mapping[str, Any]) -> JaxEnv:
     """Build the env of a registered kind from its kind-specific parameters."""
     return ENV_KINDS.get(kind).from_params(params)

@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfactor.envs.base import ENV_KINDS, check_params, stack_agents
+from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params
 from jaxfactor.errors import ConfigError
-from jaxfactor.structs import EnvSpec, Timestep
+from jaxfactor.structs import Timestep
 
 # Unit direction of each discrete MPE action (jaxmarl `_decode_discrete_action`): no-op, -x, +x, -y, +y.
 ACTION_DIRECTIONS = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float32)
@@ -36,30 +36,8 @@ def _positive_int(field: str, value: Any) -> int:
     return value
 
 
-class _MPEAdapter:
-    """Shared part: jaxmarl env, learner agent names, spec and the Timestep built from obs dicts."""
-
-    def _setup(self, env, learners: list[str], max_steps: int) -> None:
-        self.env, self.learners = env, learners
-        obs_dim = env.observation_spaces[learners[0]].shape[0]
-        self.spec = EnvSpec(num_agents=len(learners), obs_dim=int(obs_dim), state_dim=int(obs_dim) * len(learners),
-                            num_actions=int(env.action_spaces[learners[0]].n), episode_limit=max_steps,
-                            has_win_flag=False)
-
-    def _timestep(self, obs: dict, reward: jax.Array) -> Timestep:
-        stacked = stack_agents(obs, self.learners)
-        n, a = self.spec.num_agents, self.spec.num_actions
-        return Timestep(obs=stacked, state=stacked.reshape(-1), avail=jnp.ones((n, a), bool),
-                        reward=jnp.asarray(reward, jnp.float32), terminal=jnp.array(False), won=jnp.array(False))
-
-    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]:
-        del t_env
-        obs, state = self.env.reset(key)
-        return state, self._timestep(obs, jnp.array(0.0))
-
-
 @ENV_KINDS.register("mpe_spread")
-class MPESpread(_MPEAdapter):
+class MPESpread(JaxmarlTeamAdapter):
     def __init__(self, num_agents: int = 3, max_steps: int = 25, local_ratio: float = 0.5):
         from jaxmarl.environments.mpe.simple_spread import SimpleSpreadMPE
 
@@ -81,7 +59,7 @@ class MPESpread(_MPEAdapter):
 
 
 @ENV_KINDS.register("mpe_tag")
-class MPETag(_MPEAdapter):
+class MPETag(JaxmarlTeamAdapter):
     def __init__(self, num_predators: int = 3, num_obstacles: int = 2, max_steps: int = 25,
                  prey_policy: str = "random"):
         from jaxmarl.environments.mpe.simple_tag import SimpleTagMPE

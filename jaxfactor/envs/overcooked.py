@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 
-from jaxfactor.envs.base import ENV_KINDS, check_params, stack_agents
+from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params
 from jaxfactor.errors import ConfigError
-from jaxfactor.structs import EnvSpec, Timestep
+from jaxfactor.structs import Timestep
 
 
 def overcooked_layout_names() -> list[str]:
@@ -26,7 +25,7 @@ def overcooked_layout_names() -> list[str]:
 
 
 @ENV_KINDS.register("overcooked")
-class OvercookedAdapter:
+class OvercookedAdapter(JaxmarlTeamAdapter):
     def __init__(self, layout: str, max_steps: int = 400, shaping: float = 0.0):
         import warnings
 
@@ -41,31 +40,16 @@ class OvercookedAdapter:
             raise ConfigError(f"env.shaping={shaping} is out of range; allowed: >= 0")
         with warnings.catch_warnings():  # jaxmarl recommends OvercookedV2; ME-IGM used the original
             warnings.simplefilter("ignore")
-            self.env = Overcooked(layout=FrozenDict(overcooked_layouts[layout]), max_steps=max_steps)
+            env = Overcooked(layout=FrozenDict(overcooked_layouts[layout]), max_steps=max_steps)
         self.shaping = float(shaping)
-        self.agents = list(self.env.agents)
-        obs_dim = int(jnp.prod(jnp.array(self.env.observation_spaces[self.agents[0]].shape)))
-        self.spec = EnvSpec(num_agents=len(self.agents), obs_dim=obs_dim, state_dim=obs_dim * len(self.agents),
-                            num_actions=int(self.env.action_spaces[self.agents[0]].n), episode_limit=max_steps,
-                            has_win_flag=False)
+        self._setup(env, list(env.agents), max_steps)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "OvercookedAdapter":
         check_params("overcooked", params, required=("layout",), optional=("max_steps", "shaping"))
         return cls(**{k: v for k, v in params.items() if v is not None})
 
-    def _timestep(self, obs: dict, reward: jax.Array) -> Timestep:
-        stacked = stack_agents(obs, self.agents)
-        n, a = self.spec.num_agents, self.spec.num_actions
-        return Timestep(obs=stacked, state=stacked.reshape(-1), avail=jnp.ones((n, a), bool),
-                        reward=jnp.asarray(reward, jnp.float32), terminal=jnp.array(False), won=jnp.array(False))
-
-    def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]:
-        del t_env
-        obs, state = self.env.reset(key)
-        return state, self._timestep(obs, jnp.array(0.0))
-
     def step(self, key: jax.Array, env_state: Any, actions: jax.Array) -> tuple[Any, Timestep]:
-        obs, env_state, rewards, _, info = self.env.step_env(key, env_state, dict(zip(self.agents, actions)))
-        shaped = sum(info["shaped_reward"][a] for a in self.agents)
-        return env_state, self._timestep(obs, rewards[self.agents[0]] + self.shaping * shaped)
+        obs, env_state, rewards, _, info = self.env.step_env(key, env_state, dict(zip(self.learners, actions)))
+        shaped = sum(info["shaped_reward"][a] for a in self.learners)
+        return env_state, self._timestep(obs, rewards[self.learners[0]] + self.shaping * shaped)
