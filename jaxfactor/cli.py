@@ -13,7 +13,7 @@ from jaxfactor.errors import ConfigError
 if TYPE_CHECKING:
     from jaxfactor.config import RunConfig
 
-GROUPS = ("algo", "env")
+GROUPS = ("algo", "env", "logger")
 
 
 def group_options(group: str) -> list[str]:

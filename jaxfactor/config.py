@@ -74,6 +74,36 @@ class EnvConfig:
     """Kind-specific keys (e.g. payoff, map_name), validated by the environment kind."""
 
 
+LOGGER_KINDS = ("console", "wandb")
+WANDB_MODES = ("online", "offline", "disabled")
+SWEEPABLE = ("lr", "gamma", "td_lambda", "eps_start", "eps_finish", "eps_anneal_steps")
+"""algo.* numbers that do not change shapes: the HParams leaves a grid may vary along the seed axis."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggerConfig:
+    kind: str
+    """console (tqdm + metrics.jsonl, always on) or wandb (the same, plus a W&B run)."""
+    mode: str = "offline"
+    """W&B mode: online, offline or disabled (online without a login falls back to offline)."""
+    project: str = "jaxfactor"
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    per_seed: bool = False
+    """Also log every seed's series (seed<i>/...), not only the aggregates across seeds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    every_steps: int | None
+    """Env steps between checkpoints (rounded up to chunk boundaries); None = only the final one."""
+    buffer: bool
+    """Include the replay buffers (exact resume); False resumes with empty buffers."""
+    max_to_keep: int
+    """Periodic checkpoints kept on disk (the newest ones)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     algo: AlgoConfig
@@ -89,6 +119,22 @@ class RunConfig:
     progress: bool
     max_buffer_memory_fraction: float
     """Refuse to start when replay buffers would take more than this fraction of free memory."""
+    num_devices: int | None = None
+    """Devices the seed axis is sharded over (the first ones of jax.devices()); None = all."""
+    logger: LoggerConfig = LoggerConfig(kind="console")
+    checkpoint: CheckpointConfig = CheckpointConfig(every_steps=None, buffer=True, max_to_keep=2)
+    resume: str | None = None
+    """A run_dir to continue from its latest checkpoint."""
+    sweep: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    """Grid over algo.<SWEEPABLE> riding the seed axis: {"algo.lr": (1e-3, 5e-4), ...}."""
+
+    @property
+    def grid(self) -> list[dict[str, float]]:
+        """Cartesian product of the sweep values (one point, {}, without a sweep), first key slowest."""
+        points: list[dict[str, float]] = [{}]
+        for key, values in self.sweep.items():
+            points = [{**p, key: v} for p in points for v in values]
+        return points
 
 
 def _fields(cls) -> list[str]:
@@ -105,12 +151,13 @@ def _split(d: Mapping[str, Any], cls, extra_field: str) -> dict[str, Any]:
     return out
 
 
-def _check_type(section: str, name: str, value: Any, kind: type) -> None:
+def _check_type(section: str, name: str, value: Any, kind: type, nullable: bool = False) -> None:
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
     if not ok:
-        raise ConfigError(f"{section}.{name} must be {kind.__name__}, got {value!r}")
+        field = f"{section}.{name}" if section else name
+        raise ConfigError(f"{field} must be {kind.__name__}{' or null' if nullable else ''}, got {value!r}")
 
 
 def _check_range(field: str, value: float, lo: float | None = None, hi: float | None = None,
@@ -127,9 +174,13 @@ def _typed(cls, section: str, values: dict[str, Any]) -> Any:
     hints = {f.name: f.type for f in dataclasses.fields(cls)}
     for name, value in values.items():
         t = hints[name]
-        kind = {"str": str, "bool": bool, "int": int, "float": float}.get(t if isinstance(t, str) else t.__name__)
+        t = t if isinstance(t, str) else t.__name__
+        optional = t.endswith(" | None")
+        if optional and value is None:
+            continue
+        kind = {"str": str, "bool": bool, "int": int, "float": float}.get(t.removesuffix(" | None"))
         if kind is not None:
-            _check_type(section, name, value, kind)
+            _check_type(section, name, value, kind, optional)
             if kind is float:
                 values[name] = float(value)
     return cls(**values)
@@ -140,18 +191,76 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
     d = dict(d)
     algo = _typed(AlgoConfig, "algo", _split(d.pop("algo"), AlgoConfig, "extra"))
     env = _typed(EnvConfig, "env", _split(d.pop("env"), EnvConfig, "params"))
-    known = [f for f in _fields(RunConfig) if f not in ("algo", "env")]
+    sections = {"algo": algo, "env": env}
+    if "logger" in d:
+        sections["logger"] = _logger_config(d.pop("logger"))
+    if "checkpoint" in d:
+        sections["checkpoint"] = _section(CheckpointConfig, "checkpoint", d.pop("checkpoint"))
+    if "sweep" in d:
+        sections["sweep"] = _sweep_config(d.pop("sweep"))
+    optional = ("logger", "checkpoint", "resume", "sweep", "num_devices")
+    known = [f for f in _fields(RunConfig) if f not in sections]
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise ConfigError(f"unknown top-level key(s) {unknown}; allowed: {', '.join(known)}")
-    run = _typed(RunConfig, "", {**{k: d[k] for k in known}, "algo": algo, "env": env})
+        raise ConfigError(f"unknown top-level key(s) {unknown}; allowed: {', '.join(_fields(RunConfig))}")
+    missing = [k for k in known if k not in d and k not in optional]
+    if missing:
+        raise ConfigError(f"RunConfig is missing key(s) {missing}")
+    run = _typed(RunConfig, "", {**{k: d[k] for k in known if k in d}, **sections})
     validate(run)
     return run
+
+
+def _section(cls, section: str, values: Mapping[str, Any]) -> Any:
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(_fields(cls)))
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]} is unknown; allowed: {', '.join(_fields(cls))}")
+    try:
+        return _typed(cls, section, values)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"{section}: {e}") from None
+
+
+def _logger_config(values: Mapping[str, Any]) -> LoggerConfig:
+    values = dict(values or {})
+    if "tags" in values:
+        tags = values["tags"] or ()
+        if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+            raise ConfigError(f"logger.tags must be a list of strings, got {tags!r}")
+        values["tags"] = tuple(tags)
+    return _section(LoggerConfig, "logger", values)
+
+
+def _sweep_config(values: Mapping[str, Any]) -> Mapping[str, tuple[float, ...]]:
+    """{"algo": {"lr": [..] or None, ...}} -> {"algo.lr": (..), ...} (unset keys dropped)."""
+    values = dict(values or {})
+    if {k for k in values if not k.startswith("algo.")} - {"algo"}:
+        raise ConfigError(f"sweep.{sorted(set(values) - {'algo'})[0]} cannot be swept; allowed: "
+                          + ", ".join(f"sweep.algo.{k}" for k in SWEEPABLE))
+    nested = dict(values.get("algo") or {})
+    nested.update({k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("algo.")})  # saved form
+    values = {k: v for k, v in values.items() if not k.startswith("algo.")}
+    out = {}
+    for key, grid in nested.items():
+        if key not in SWEEPABLE:
+            raise ConfigError(f"sweep.algo.{key} cannot be swept (it changes shapes or is not numeric); "
+                              f"allowed: {', '.join('sweep.algo.' + k for k in SWEEPABLE)}")
+        if grid is None:
+            continue
+        if isinstance(grid, (str, bool)) or not isinstance(grid, (list, tuple)) or not grid or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in grid):
+            raise ConfigError(f"sweep.algo.{key} must be a non-empty list of numbers, e.g. "
+                              f"sweep.algo.{key}=[0.001,0.0005]; got {grid!r}")
+        out[f"algo.{key}"] = tuple(float(v) for v in grid)
+    return MappingProxyType(out)
 
 
 def validate(cfg: RunConfig) -> None:
     a = cfg.algo
     _check_range("num_seeds", cfg.num_seeds, 1)
+    if cfg.num_devices is not None:
+        _check_range("num_devices", cfg.num_devices, 1)
     _check_range("total_timesteps", cfg.total_timesteps, 1)
     _check_range("eval_every_steps", cfg.eval_every_steps, 1)
     _check_range("log_every_steps", cfg.log_every_steps, 1)
@@ -172,6 +281,21 @@ def validate(cfg: RunConfig) -> None:
                           "allowed: batch_size <= buffer_size")
     if a.bootstrap not in ("greedy", "sarsa"):
         raise ConfigError(f"algo.bootstrap='{a.bootstrap}' is unknown; allowed: greedy, sarsa")
+    for point in cfg.grid:  # every grid point must itself be a valid algo config
+        swept = dataclasses.replace(a, **{k.split(".", 1)[1]: v for k, v in point.items()})
+        for name in SWEEPABLE:
+            value = getattr(swept, name)
+            field = f"sweep.algo.{name}" if f"algo.{name}" in point else f"algo.{name}"
+            lo, hi, lo_open = {"lr": (0.0, None, True), "eps_anneal_steps": (1, None, False)}.get(
+                name, (0.0, 1.0, False))
+            _check_range(field, value, lo, hi, lo_open=lo_open)
+    if cfg.logger.kind not in LOGGER_KINDS:
+        raise ConfigError(f"logger.kind='{cfg.logger.kind}' is unknown; allowed: {', '.join(LOGGER_KINDS)}")
+    if cfg.logger.mode not in WANDB_MODES:
+        raise ConfigError(f"logger.mode='{cfg.logger.mode}' is unknown; allowed: {', '.join(WANDB_MODES)}")
+    if cfg.checkpoint.every_steps is not None:
+        _check_range("checkpoint.every_steps", cfg.checkpoint.every_steps, 1)
+    _check_range("checkpoint.max_to_keep", cfg.checkpoint.max_to_keep, 1)
     _check_range("env.t_max", cfg.env.t_max, 1)
     _check_range("env.test_interval", cfg.env.test_interval, 1)
     _check_range("env.test_episodes", cfg.env.test_episodes, 1)
@@ -183,6 +307,7 @@ class RunPlan:
 
     updates_per_chunk: int
     eval_every_chunks: int
+    checkpoint_every_chunks: int | None
 
 
 def plan(cfg: RunConfig, episode_limit: int) -> RunPlan:
@@ -191,7 +316,9 @@ def plan(cfg: RunConfig, episode_limit: int) -> RunPlan:
     updates_per_chunk = max(1, math.ceil(cfg.log_every_steps / max_steps))
     chunk_steps = updates_per_chunk * max_steps
     eval_every_chunks = max(1, round(cfg.eval_every_steps / chunk_steps))
-    return RunPlan(updates_per_chunk, eval_every_chunks)
+    every = cfg.checkpoint.every_steps
+    checkpoint_every_chunks = None if every is None else max(1, math.ceil(every / chunk_steps))
+    return RunPlan(updates_per_chunk, eval_every_chunks, checkpoint_every_chunks)
 
 
 def to_plain(obj: Any) -> Any:
@@ -203,3 +330,13 @@ def to_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     return obj
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config as the plain dict `from_dict` reads back (algo.extra and env.params inlined, the sweep
+    nested): what config.json holds, so a saved run can be rebuilt exactly."""
+    d = to_plain(cfg)
+    d["algo"] = {**{k: v for k, v in d["algo"].items() if k != "extra"}, **d["algo"]["extra"]}
+    d["env"] = {**{k: v for k, v in d["env"].items() if k != "params"}, **d["env"]["params"]}
+    d["sweep"] = {"algo": {k.split(".", 1)[1]: v for k, v in d["sweep"].items()}}
+    return d

@@ -22,6 +22,14 @@ from jaxfactor.train import main
     (["algo=cw_qmix", "algo.bootstrap=sarsa"], ["algo.bootstrap=sarsa", "allowed: bootstrap=greedy"]),
     (["algo=pow_qmix", "algo.double_q=false"], ["algo.double_q=False", "allowed: bootstrap=greedy"]),
     (["algo=qmix", "algo.alpha=0.5"], ["unknown key 'algo.alpha'"]),
+    (["sweep.algo.batch_size=[1,2]"], ["unknown key 'sweep.algo.batch_size'", "allowed keys in sweep.algo:", "lr"]),
+    (["sweep.algo.lr=0.001"], ["sweep.algo.lr must be a non-empty list of numbers"]),
+    (["sweep.algo.lr=[0.001,-1]"], ["sweep.algo.lr=-1.0", "allowed: (0, inf)"]),
+    (["sweep.algo.td_lambda=[0.5,2]"], ["sweep.algo.td_lambda=2.0", "allowed: [0, 1]"]),
+    (["logger=nope"], ["logger 'nope'", "allowed:", "console", "wandb"]),
+    (["logger=wandb", "logger.mode=sometimes"], ["logger.mode='sometimes'", "allowed: online, offline, disabled"]),
+    (["checkpoint.every_steps=0"], ["checkpoint.every_steps=0", "allowed: [1, inf)"]),
+    (["num_devices=64"], ["num_devices=64", "allowed: 1..1"]),
 ])
 def test_one_line_error(args, expected, capfd, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
@@ -39,3 +47,22 @@ def test_config_resolves_from_any_directory(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "name: vdn" in out.stdout and "name: matrix_m2" in out.stdout
+
+
+def test_a_fresh_run_never_overwrites_a_run_with_checkpoints(capfd, tmp_path):
+    (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"run_dir={tmp_path}", "progress=false"])
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err
+    assert "already holds a run with checkpoints" in err and f"resume={tmp_path}" in err
+
+
+def test_a_valid_sweep_passes_the_checks(tmp_path):
+    from jaxfactor.cli import load_config
+    from jaxfactor.train import preflight
+
+    cfg = load_config(["num_seeds=3", "sweep.algo.lr=[0.001,0.002]", "sweep.algo.gamma=[0.9,0.99]",
+                       "num_devices=1", f"run_dir={tmp_path}"])
+    preflight(cfg)
+    assert len(cfg.grid) == 4 and cfg.grid[1] == {"algo.lr": 0.001, "algo.gamma": 0.99}

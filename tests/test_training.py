@@ -7,6 +7,7 @@ import re
 import jax
 import numpy as np
 import pytest
+from conftest import make_cfg
 
 from jaxfactor.train import run
 
@@ -23,8 +24,8 @@ def test_same_seed_identical_metrics_and_one_trace(cfg_factory, tmp_path):
     assert first["chunks"] >= 3
     assert len(traces) == 1, f"chunk traced {len(traces)} times for {first['chunks']} chunks"
     lines_1 = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    second = run(cfg_factory(*overrides))
-    lines_2 = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    second = run(make_cfg(*overrides, run_dir=str(tmp_path / "again")))  # a fresh run_dir: no checkpoints there
+    lines_2 = (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()
     strip = lambda ls: [{k: v for k, v in json.loads(x).items() if not k.startswith("perf")} for x in ls]  # noqa
     assert strip(lines_1) == strip(lines_2)
     assert first["matrix"]["q_tot"] == second["matrix"]["q_tot"]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxfactor import buffers
-from jaxfactor.algos.base import Algorithm, LearnerState
+from jaxfactor.algos.base import Algorithm, HParams, LearnerState
 from jaxfactor.envs.base import JaxEnv
 from jaxfactor.rl.policies import linear_epsilon
 from jaxfactor.runner.rollout import rollout
@@ -26,9 +26,11 @@ class RunnerState:
     episodes: jax.Array
 
 
-def init_runner(algo: Algorithm, env: JaxEnv, buffer_size: int, key: jax.Array) -> RunnerState:
+def init_runner(algo: Algorithm, env: JaxEnv, buffer_size: int, key: jax.Array, hp: HParams | None = None
+                ) -> RunnerState:
+    """Fresh runner for one seed; `hp` overrides the config's hyperparameters (one grid point of a sweep)."""
     k_learner, k_run = jax.random.split(key)
-    return RunnerState(learner=algo.init(k_learner), buffer=buffers.init(env.spec, buffer_size), key=k_run,
+    return RunnerState(learner=algo.init(k_learner, hp), buffer=buffers.init(env.spec, buffer_size), key=k_run,
                        env_steps=jnp.array(0, jnp.int32), episodes=jnp.array(0, jnp.int32))
 
 

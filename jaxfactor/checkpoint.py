@@ -1,0 +1,126 @@
+"""Exact checkpoints of the whole runner state with orbax, plus the metadata a resume needs.
+
+A checkpoint is the seed-batched `RunnerState` (parameters, target parameters, optimiser states,
+hyperparameter leaves, running statistics, replay buffers unless `checkpoint.buffer=false`, RNG keys,
+counters) and a JSON record (format, versions, resolved config, chunk index, host counters, W&B run id).
+Environments hold no state between updates (every update collects whole episodes from resets), so
+there is no env state to save. Steps are chunk indices: the host loop saves at chunk boundaries only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+import jaxfactor
+from jaxfactor.errors import ConfigError
+
+FORMAT = 1
+"""Bumped whenever the saved tree changes; a checkpoint of another format is refused."""
+
+RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "max_buffer_memory_fraction", "num_devices",
+                     "logger", "checkpoint")
+"""Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
+
+
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_host(tree: Any) -> Any:
+    """Device pytree -> numpy pytree (typed PRNG keys as their raw uint32 data)."""
+    return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+
+
+def from_host(tree: Any, template: Any) -> Any:
+    """Inverse of `to_host`, using `template` (a live state of the same config) for key types."""
+    return jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t)
+                        else jax.numpy.asarray(x, t.dtype), tree, template)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], source: str) -> None:
+    """Refuse to resume a checkpoint under a config that changes anything but RESUMABLE_CHANGES."""
+    a, b = _flatten(saved), _flatten(current)
+    differ = [k for k in sorted(set(a) | set(b))
+              if k.split(".")[0] not in RESUMABLE_CHANGES and a.get(k, "<absent>") != b.get(k, "<absent>")]
+    if differ:
+        shown = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}"
+                          for k in differ[:4])
+        more = f" (and {len(differ) - 4} more)" if len(differ) > 4 else ""
+        raise ConfigError(f"resume: the config differs from the checkpoint's in {source}: {shown}{more}; "
+                          f"allowed to change on resume: {', '.join(RESUMABLE_CHANGES)}")
+
+
+class Checkpointer:
+    """orbax CheckpointManager over <run_dir>/checkpoints, one step per saved chunk."""
+
+    def __init__(self, run_dir: str | Path, max_to_keep: int, include_buffer: bool):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.directory = Path(run_dir).resolve() / "checkpoints"
+        self.include_buffer = include_buffer
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            item_names=("state", "meta"))
+
+    def _tree(self, runner: Any) -> dict[str, Any]:
+        fields = {f.name: getattr(runner, f.name) for f in dataclasses.fields(runner)}
+        if not self.include_buffer:
+            fields.pop("buffer")
+        return fields
+
+    def save(self, step: int, runner: Any, meta: dict[str, Any]) -> None:
+        """Saves (host copies first: the runner's device buffers are donated to the next chunk)."""
+        if step in self.manager.all_steps():
+            return
+        ocp = self._ocp
+        meta = {**meta, "format": FORMAT, "jaxfactor_version": jaxfactor.__version__,
+                "jax_version": jax.__version__, "has_buffer": self.include_buffer}
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(to_host(self._tree(runner))),
+                                                         meta=ocp.args.JsonSave(meta)))
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """(runner, meta) of `step` (default: the latest). `template` is a freshly initialised runner
+        of the same config: it gives shapes, dtypes and key types, and the (empty) buffers when the
+        checkpoint has none."""
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise ConfigError(f"resume: no checkpoint under {self.directory}")
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"resume: checkpoint format {meta.get('format')} in {self.directory} is not "
+                              f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
+                              f"{jaxfactor.__version__}")
+        fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
+        if not meta["has_buffer"]:
+            fields.pop("buffer")
+        target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), to_host(fields))
+        saved = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+        restored = from_host(saved, {k: fields[k] for k in saved})
+        return template.replace(**restored), meta
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
