@@ -1,0 +1,126 @@
+"""GIFs of greedy episodes: jaxmarl's visualisers for SMAX and MPE, a small grid drawing for the
+stag-hunt predator-prey. Host-side only (matplotlib), never inside training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfactor.algos.base import Algorithm, Params
+from jaxfactor.envs.base import JaxEnv
+from jaxfactor.errors import ConfigError
+
+
+def record_episode(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, t_env: jax.Array | int = 0
+                   ) -> dict[str, Any]:
+    """One greedy episode of one env: env states before every step [L+1], step keys and actions [L],
+    and the number of real steps (jittable; states after the end repeat the final one)."""
+    L = env.spec.episode_limit
+    k_reset, k_loop = jax.random.split(key)
+    state, ts = env.reset(k_reset, jnp.asarray(t_env, jnp.int32))
+    actor = algo.initial_actor_state(1)
+    batch = lambda x: jax.tree.map(lambda v: v[None], x)  # noqa: E731
+
+    def body(carry, xs):
+        state, ts, actor, done, length = carry
+        t, k = xs
+        k_act, k_env = jax.random.split(k)
+        actions, actor = algo.act(params, actor, batch(ts), jnp.array([t == 0]), k_act, jnp.float32(0.0), True)
+        new_state, new_ts = env.step(k_env, state, actions[0])
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(done, o, n), new, old)  # noqa: E731
+        out = (state, k_env, actions[0])
+        return (keep(new_state, state), keep(new_ts, ts), actor, done | new_ts.terminal,
+                length + (~done).astype(jnp.int32)), out
+
+    init = (state, ts, actor, jnp.array(False), jnp.array(0, jnp.int32))
+    (final, _, _, _, length), (states, keys, actions) = jax.lax.scan(
+        body, init, (jnp.arange(L), jax.random.split(k_loop, L)))
+    states = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), states, final)
+    return {"states": states, "keys": keys, "actions": actions, "length": length}
+
+
+def _index(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _smax(env: JaxEnv, ep: dict[str, Any]):
+    from jaxmarl.viz.visualizer import SMAXVisualizer
+
+    # One frame per agent step. jaxmarl's expand_state_seq would add the world's inner ticks (x8 frames),
+    # but its renderer needs ~0.5 s per frame on a CPU: a 100-step episode would take minutes.
+    # The renderer marks shots from every unit's attack action (enemies included): the world records
+    # them in the next state's prev_attack_actions.
+    n = int(ep["length"])
+    units = env.env.all_agents
+    seq = [(ep["keys"][t], _index(ep["states"], t).state,
+            {a: _index(ep["states"], t + 1).state.prev_attack_actions[i] for i, a in enumerate(units)})
+           for t in range(n)]
+    viz = SMAXVisualizer(env.env, seq)
+
+    def update(frame: int) -> None:
+        viz.im = viz.env.init_render(viz.ax, seq[frame], 0, frame)
+
+    return viz.fig, None, update, n
+
+
+def _mpe(env: JaxEnv, ep: dict[str, Any]):
+    from jaxmarl.environments.mpe.mpe_visualizer import MPEVisualizer
+
+    seq = [_index(ep["states"], t) for t in range(int(ep["length"]) + 1)]
+    viz = MPEVisualizer(env.env, seq)
+    return viz.fig, None, viz.update, len(seq)
+
+
+def _stag_hunt(env: JaxEnv, ep: dict[str, Any]):
+    import matplotlib.pyplot as plt
+
+    frames = int(ep["length"]) + 1
+    states = jax.device_get(ep["states"])
+    fig, ax = plt.subplots(figsize=(5, 5 * env.rows / env.cols))
+
+    def update(t: int):
+        ax.clear()
+        ax.set_xlim(-0.5, env.cols - 0.5)
+        ax.set_ylim(env.rows - 0.5, -0.5)
+        ax.set_xticks(np.arange(-0.5, env.cols), minor=True)
+        ax.set_yticks(np.arange(-0.5, env.rows), minor=True)
+        ax.grid(which="minor", color="0.85")
+        ax.tick_params(which="both", bottom=False, left=False, labelbottom=False, labelleft=False)
+        s = _index(states, t)
+        for p, (r, c) in enumerate(s.prey_pos):
+            if s.prey_alive[p]:
+                stag = bool(env.is_stag[p])
+                ax.add_patch(plt.Rectangle((c - 0.4, r - 0.4), 0.8, 0.8, color="firebrick" if stag else "orange"))
+        for i, (r, c) in enumerate(s.agent_pos):
+            if not s.frozen[i]:
+                ax.add_patch(plt.Circle((c, r), 0.35, color="tab:blue"))
+                ax.text(c, r, str(i), ha="center", va="center", color="white", fontsize=8)
+        ax.set_title(f"step {int(s.t)}: {int((~s.frozen).sum())} hunters, "
+                     f"{int(s.prey_alive[:int(env.is_stag.sum())].sum())} stags left")
+
+    return fig, None, update, frames
+
+
+RENDERERS: dict[str, Callable] = {"smax": _smax, "mpe_spread": _mpe, "mpe_tag": _mpe, "stag_hunt": _stag_hunt}
+
+
+def write_gif(env_kind: str, env: JaxEnv, episode: dict[str, Any], path: str | Path, fps: int = 8) -> int:
+    """Draws a recorded episode to a GIF; returns the number of frames."""
+    if env_kind not in RENDERERS:
+        raise ConfigError(f"render=true is not available for env kind '{env_kind}'; allowed: "
+                          f"{', '.join(sorted(RENDERERS))}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    fig, init, update, frames = RENDERERS[env_kind](env, jax.device_get(episode))
+    anim = animation.FuncAnimation(fig, update, frames=frames, init_func=init, blit=False)
+    anim.save(str(path), writer=animation.PillowWriter(fps=fps))
+    plt.close(fig)
+    return frames
