@@ -43,3 +43,15 @@ def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["algo"] == "s2q" and summary["env"] == "smax_6h_vs_8z" and summary["env_steps"] >= 300
     assert "greedy eval win rate" in done.stdout
+
+    # The run's final checkpoint: greedy evaluation and a GIF through jaxfactor.evaluate.
+    gif = tmp_path / "episode.gif"
+    done = subprocess.run([sys.executable, "-m", "jaxfactor.evaluate", f"run_dir={tmp_path}/run", "episodes=2",
+                           "render=true", f"gif={gif}", "max_render_steps=4"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seed 0: return" in done.stdout and "win rate" in done.stdout
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.n_frames == 4 and image.size[0] > 100

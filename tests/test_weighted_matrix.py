@@ -14,12 +14,15 @@ from jaxfactor.matrix_study import train_matrix_games
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1")
 UPDATES = 25_000 // 8
+# POW meets every criterion below on 5/5 seeds from 5k env steps on and through 25k (measured every 2.5k):
+# 10k steps keep the margin at a third of the CPU time.
+POW_UPDATES = 10_000 // 8
 
 
 @pytest.mark.slow
 def test_pow_qmix_recovers_the_m3_optimum_and_the_payoff_table():
     cfg = make_cfg("algo=pow_qmix", *UNIFORM, "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0")
-    out = train_matrix_games(cfg, [M3], seeds_per_game=5, updates=UPDATES)
+    out = train_matrix_games(cfg, [M3], seeds_per_game=5, updates=POW_UPDATES)
     assert (out["greedy"][0] == 0).all(), out["greedy"][0]  # (A,A) on every seed
     np.testing.assert_allclose(out["q_tot"][0][:, 0, 0], 8.0, atol=0.5)
     np.testing.assert_allclose(out["q_r"][0], np.broadcast_to(M3, (5, 3, 3)), atol=0.5)  # Q_r ~ M3 on all 9 cells

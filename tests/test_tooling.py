@@ -1,0 +1,192 @@
+"""Experiment tooling: exact resume after a real kill, W&B offline, a grid on the seed axis, sharding over
+two host devices, GIF rendering and learning-curve plots."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import make_cfg
+
+from jaxfactor.checkpoint import Checkpointer
+from jaxfactor.train import initial_runner, run, seed_sharding
+
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+# QMIX on M0: 504 env steps per chunk, checkpoints every 4 chunks, 8 chunks in all.
+SHORT = ["num_seeds=2", "total_timesteps=4000", "log_every_steps=500", "eval_every_steps=1000",
+         "checkpoint.every_steps=2000"]
+
+
+def _train_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxfactor.train", *args], capture_output=True, text=True,
+                          timeout=300, env=env or ENV)
+
+
+def _final_state(run_dir: Path):
+    cfg = make_cfg(*SHORT, run_dir=str(run_dir))
+    from jaxfactor.train import build
+
+    env, algo, _ = build(cfg)
+    ckpt = Checkpointer(run_dir, 2, True)
+    state, meta = ckpt.restore(initial_runner(cfg, env, algo, seed_sharding(cfg)))
+    ckpt.close()
+    return state, meta
+
+
+def _per_seed_lines(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line)["per_seed"].items()}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.timeout(600)
+def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    reference = run(make_cfg(*SHORT, run_dir=str(whole)))
+
+    # Same config; the process SIGKILLs itself right after the checkpoint at chunk 4 (N/2) is on disk.
+    out = _train_cli(*SHORT, f"run_dir={killed}", "progress=false",
+                     env={**ENV, "JAXFACTOR_KILL_AFTER_CHECKPOINT": "4"})
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
+    assert not (killed / "summary.json").exists()
+
+    # A changed learning rate is refused (one line, exit 2) before anything runs.
+    from jaxfactor.train import main
+
+    lr = json.loads((killed / "config.json").read_text())["algo"]["lr"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"resume={killed}", f"algo.lr={2 * lr}"])
+    assert exit_info.value.code == 2
+    err = capfd.readouterr().err
+    assert f"algo.lr: checkpoint {lr}, now {2 * lr}" in err and "allowed to change on resume" in err
+
+    out = _train_cli(f"resume={killed}", "progress=false")  # the run's own overrides are reused
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resumed" in out.stdout and "at chunk 4" in out.stdout
+    resumed = json.loads((killed / "summary.json").read_text())
+    assert resumed["final"] == reference["final"] and resumed["matrix"] == reference["matrix"]
+    assert resumed["chunks"] == reference["chunks"] == 8
+    assert _per_seed_lines(killed) == _per_seed_lines(whole)  # chunks 5..8 re-logged, 1..4 kept
+    a, meta_a = _final_state(whole)
+    b, meta_b = _final_state(killed)
+    assert meta_a["chunk"] == meta_b["chunk"] == 8
+    same = jax.tree.map(lambda x, y: bool(np.array_equal(jax.random.key_data(x) if jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key) else x, jax.random.key_data(y) if jax.dtypes.issubdtype(
+        y.dtype, jax.dtypes.prng_key) else y)), a, b)
+    assert all(jax.tree.leaves(same)), "parameters, optimiser states, buffers and keys must be bit-identical"
+
+
+def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_logs_to_wandb_offline(
+        tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # belt and braces: never touch the network
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    traces: list = []
+    run_dir = tmp_path / "grid"
+    grid = ("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]")
+    summary = run(make_cfg(*grid, "total_timesteps=3000", "log_every_steps=500", "eval_every_steps=500",
+                           "logger=wandb", "logger.mode=online", "logger.group=unit", "logger.tags=[tooling,ci]",
+                           "logger.per_seed=true", run_dir=str(run_dir)), trace_counter=traces)
+
+    # The grid: one compilation for all four (lr, seed) programs, results per grid point.
+    assert len(traces) == 1
+    assert [g["label"] for g in summary["grid"]] == ["lr=0.001", "lr=0.0001"]
+    assert all(len(g["eval_return"]) == 2 for g in summary["grid"])
+    q = np.asarray(summary["matrix"]["q_tot"])  # [lr0 seed0, lr0 seed1, lr1 seed0, lr1 seed1]
+    assert q.shape[0] == 4
+    for s in range(2):  # same seed, same key: only the learning rate differs
+        assert np.abs(q[s] - q[2 + s]).max() > 1e-3
+    cfg = make_cfg(*grid, run_dir=str(run_dir))
+    from jaxfactor.train import build
+
+    env, algo, _ = build(cfg)
+    ckpt = Checkpointer(run_dir, 2, True)
+    state, _ = ckpt.restore(initial_runner(cfg, env, algo, seed_sharding(cfg)))
+    ckpt.close()
+    lr = state.learner.opt_states["main"].hyperparams["learning_rate"]
+    np.testing.assert_allclose(np.asarray(lr), [1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6)
+    first = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert set(first["grid"]) == {"lr=0.001", "lr=0.0001"}
+
+    # W&B without a login: one line, then an offline run with the expected keys and config.
+    assert "no login found" in capfd.readouterr().err
+    offline = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1
+    data = offline[0].read_bytes()
+    for key in ("rollout/return/mean", "rollout/return/iqm", "eval/return/iqm", "train/main/loss/mean",
+                "grid/lr=0.0001/eval/return/iqm", "seed3/rollout/return", "perf/steps_per_s", "perf/compile_s",
+                "final/eval_return_mean", "td_lambda", "matrix_m0", "unit", "tooling"):
+        assert key.encode() in data, key
+
+    # Learning curves of the two grid points.
+    from PIL import Image
+
+    from jaxfactor.plot import plot
+
+    png = plot([str(run_dir)], metric="train/main/loss", out=tmp_path / "curves.png", reps=200)
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size[0] > 400 and image.size[1] > 300
+
+
+SHARDING_SCRIPT = """
+import json, sys
+from conftest import make_cfg
+from jaxfactor.errors import ConfigError
+from jaxfactor.train import build, initial_runner, preflight, run, seed_sharding
+args = ["total_timesteps=2000", "log_every_steps=500", "eval_every_steps=500"]
+out = {}
+for name, extra in (("two", ["num_devices=2", "num_seeds=4"]), ("one_a", ["num_devices=1", "num_seeds=2"]),
+                    ("one_b", ["num_devices=1", "num_seeds=2", "seed=2"])):
+    cfg = make_cfg(*args, *extra, run_dir=sys.argv[1] + "/" + name)
+    out[name] = run(cfg)
+    out[name]["metrics"] = [json.loads(l)["per_seed"] for l in open(sys.argv[1] + "/" + name + "/metrics.jsonl")]
+cfg = make_cfg(*args, "num_seeds=4", run_dir=sys.argv[1] + "/layout")
+env, algo, _ = build(cfg)
+out["device_set"] = len(initial_runner(cfg, env, algo, seed_sharding(cfg)).env_steps.sharding.device_set)
+try:
+    preflight(make_cfg("num_seeds=3", run_dir=sys.argv[1] + "/odd"))
+except ConfigError as e:
+    out["error"] = str(e)
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_seed_axis_sharded_over_two_host_devices_matches_one_device(tmp_path):
+    """Seeds 0-3 on two devices (two seeds each) = seeds 0-1 and seeds 2-3 each run on one device.
+    (XLA's CPU numerics depend on how many seeds one device vmaps, so bit-equality is per seed block.)"""
+    done = subprocess.run([sys.executable, "-c", SHARDING_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=500, cwd=Path(__file__).parent,
+                          env={**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    two, a, b = out["two"], out["one_a"], out["one_b"]
+    assert two["devices"] == 2 and a["devices"] == b["devices"] == 1 and out["device_set"] == 2
+    for key in ("q_tot", "utilities", "greedy_joint_action"):
+        assert two["matrix"][key] == a["matrix"][key] + b["matrix"][key], key
+    assert two["final"]["eval_return"] == a["final"]["eval_return"] + b["final"]["eval_return"]
+    for line_two, line_a, line_b in zip(two["metrics"], a["metrics"], b["metrics"], strict=True):
+        assert {k: v for k, v in line_two.items()} == {k: line_a[k] + line_b[k] for k in line_two}
+    assert "num_seeds=3 cannot be split evenly over 2 devices" in out["error"]
+
+
+def test_stag_hunt_episode_renders_to_a_gif(tmp_path):
+    from PIL import Image
+
+    from jaxfactor.render import record_episode, write_gif
+    from jaxfactor.train import build
+
+    cfg = make_cfg("env=predator_prey_small")
+    env, algo, _ = build(cfg)
+    params = algo.init(jax.random.key(0)).params
+    episode = jax.jit(lambda p, k: record_episode(algo, env, p, k))(params, jax.random.key(1))
+    assert 1 <= int(episode["length"]) <= env.spec.episode_limit
+    frames = write_gif("stag_hunt", env, episode, tmp_path / "hunt.gif")
+    with Image.open(tmp_path / "hunt.gif") as gif:
+        assert gif.n_frames == frames == int(episode["length"]) + 1
