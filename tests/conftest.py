@@ -1,6 +1,12 @@
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent XLA cache for the session's workers and subprocesses: tests that compile the same program
+# again (a resumed run, a second seed block, an evaluation of a saved run) load it instead. Keyed by the
+# program and the jax version, so a stale entry is never used.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"jaxfactor-test-xla-cache-{os.getuid()}"))
 
 import pytest  # noqa: E402
 
@@ -55,3 +61,9 @@ def random_episode(env, key, steps: int):
 
     (state, _), stacked = jax.lax.scan(body, (state, ts), jax.random.split(key, steps))
     return state, stacked
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first (tests marked slow): the two xdist workers then finish together instead of one
+    waiting on a long test that started last (longest-processing-time-first scheduling)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

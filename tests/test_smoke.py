@@ -16,9 +16,10 @@ from jaxfactor.algos import ALGOS
 
 ON_SMAX = ("nmix", "me_qmix", "me_qplex")
 # Trained elsewhere in the suite: qmix (stag hunt, every env adapter), vdn (M1), pow_qmix (M3), s2q (the
-# CLI test below). pow_vdn, pow_qplex and s2q_vdn differ from tested algorithms only by a mixer that is
-# trained here (vdn, qplex) and are left out to keep CI within its 15 minutes (compilation dominates).
-ELSEWHERE = ("qmix", "vdn", "pow_qmix", "s2q", "pow_vdn", "pow_qplex", "s2q_vdn")
+# CLI test below). pow_vdn, pow_qplex, s2q_vdn, s2q_qplex and me_qplex differ from tested algorithms only
+# by a mixer that is trained here (vdn, qplex) and are left out to keep CI within its 15 minutes
+# (compilation dominates: 40-60 s each on 2 cores).
+ELSEWHERE = ("qmix", "vdn", "pow_qmix", "s2q", "pow_vdn", "pow_qplex", "s2q_vdn", "s2q_qplex", "me_qplex")
 
 
 @pytest.mark.parametrize("algo", [a for a in ALGOS.names() if a not in ELSEWHERE])
@@ -32,6 +33,7 @@ def test_tiny_budget_finite_losses(cfg_factory, algo):
     assert np.isfinite(metrics["rollout/return"]).all()
 
 
+@pytest.mark.slow
 def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
     """The headline command of the README, with a tiny budget."""
     cmd = [sys.executable, "-m", "jaxfactor.train", "algo=s2q", "env=smax_6h_vs_8z", "num_seeds=1",

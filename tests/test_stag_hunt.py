@@ -277,6 +277,7 @@ def test_bad_parameters_are_named():
         make_env("stag_hunt", {"map_name": "3m"})
 
 
+@pytest.mark.slow
 def test_qmix_learns_to_hunt_on_the_small_preset(cfg_factory):
     """CI-sized version of §11.2 PP0: greedy return after 60k env steps per seed clearly above the
     untrained greedy policy (the full 10x10 run lives in experiments/, numbers in its README)."""

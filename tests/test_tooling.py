@@ -43,6 +43,7 @@ def _per_seed_lines(run_dir: Path) -> list[dict]:
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -157,6 +158,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_seed_axis_sharded_over_two_host_devices_matches_one_device(tmp_path):
     """Seeds 0-3 on two devices (two seeds each) = seeds 0-1 and seeds 2-3 each run on one device.
