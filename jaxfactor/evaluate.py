@@ -56,6 +56,12 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     if not config_file.exists():
         raise ConfigError(f"run_dir={run_dir} is not a run directory (no config.json there)")
     cfg = from_dict(json.loads(config_file.read_text()))
+    if render:
+        from jaxfactor.render import RENDERERS
+
+        if cfg.env.kind not in RENDERERS:  # before any work
+            raise ConfigError(f"render=true is not available for env kind '{cfg.env.kind}'; allowed: "
+                              f"{', '.join(sorted(RENDERERS))}")
     env, algo, _ = build(cfg)
     sharding = seed_sharding(cfg)
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
@@ -86,11 +92,8 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     print(f"mean return {np.mean(out['return']):.2f}" +
           (f"  mean win rate {np.mean(out['win_rate']):.2f}" if "win_rate" in out else ""))
     if render:
-        from jaxfactor.render import RENDERERS, record_episode, write_gif
+        from jaxfactor.render import record_episode, write_gif
 
-        if cfg.env.kind not in RENDERERS:  # before any work
-            raise ConfigError(f"render=true is not available for env kind '{cfg.env.kind}'; allowed: "
-                              f"{', '.join(sorted(RENDERERS))}")
         params = jax.tree.map(lambda x: x[render_seed], runner.learner.params)
         episode = jax.jit(lambda p, k, t: record_episode(algo, env, p, k, t))(
             params, seed_keys(cfg, 0x61F)[render_seed], runner.env_steps[render_seed])
