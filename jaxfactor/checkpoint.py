@@ -100,19 +100,25 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:
+        """(step, meta) of `step` (default: the latest), checked for this version's format."""
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise ConfigError(f"no checkpoint under {self.directory}")
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"checkpoint format {meta.get('format')} in {self.directory} is not "
+                              f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
+                              f"{jaxfactor.__version__}")
+        return step, meta
+
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """(runner, meta) of `step` (default: the latest). `template` is a freshly initialised runner
         of the same config: it gives shapes, dtypes and key types, and the (empty) buffers when the
         checkpoint has none."""
         ocp = self._ocp
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise ConfigError(f"resume: no checkpoint under {self.directory}")
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        if meta.get("format") != FORMAT:
-            raise ConfigError(f"resume: checkpoint format {meta.get('format')} in {self.directory} is not "
-                              f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
-                              f"{jaxfactor.__version__}")
+        step, meta = self.read_meta(step)
         fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
         if not meta["has_buffer"]:
             fields.pop("buffer")

@@ -76,8 +76,10 @@ class EnvConfig:
 
 LOGGER_KINDS = ("console", "wandb")
 WANDB_MODES = ("online", "offline", "disabled")
-SWEEPABLE = ("lr", "gamma", "td_lambda", "eps_start", "eps_finish", "eps_anneal_steps")
-"""algo.* numbers that do not change shapes: the HParams leaves a grid may vary along the seed axis."""
+SWEEPABLE = {"lr": (0.0, None, True), "gamma": (0.0, 1.0, False), "td_lambda": (0.0, 1.0, False),
+             "eps_start": (0.0, 1.0, False), "eps_finish": (0.0, 1.0, False), "eps_anneal_steps": (1, None, False)}
+"""algo.* numbers that do not change shapes (the HParams leaves a grid may vary along the seed axis), with
+their allowed range (low, high, low end open): one table for the configured values and every grid value."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,12 +267,11 @@ def validate(cfg: RunConfig) -> None:
     _check_range("eval_every_steps", cfg.eval_every_steps, 1)
     _check_range("log_every_steps", cfg.log_every_steps, 1)
     _check_range("max_buffer_memory_fraction", cfg.max_buffer_memory_fraction, 0.0, 1.0, lo_open=True)
-    for name in ("eps_start", "eps_finish"):
-        _check_range(f"algo.{name}", getattr(a, name), 0.0, 1.0)
-    _check_range("algo.eps_anneal_steps", a.eps_anneal_steps, 1)
-    _check_range("algo.gamma", a.gamma, 0.0, 1.0)
-    _check_range("algo.td_lambda", a.td_lambda, 0.0, 1.0)
-    _check_range("algo.lr", a.lr, 0.0, lo_open=True)
+    for point in cfg.grid:  # the configured values ({} without a sweep) and every grid point
+        swept = dataclasses.replace(a, **{k.split(".", 1)[1]: v for k, v in point.items()})
+        for name, (lo, hi, lo_open) in SWEEPABLE.items():
+            field = f"sweep.algo.{name}" if f"algo.{name}" in point else f"algo.{name}"
+            _check_range(field, getattr(swept, name), lo, hi, lo_open=lo_open)
     _check_range("algo.grad_clip", a.grad_clip, 0.0, lo_open=True)
     _check_range("algo.loss_scale", a.loss_scale, 0.0, lo_open=True)
     for name in ("num_envs", "buffer_size", "batch_size", "target_update_episodes",
@@ -281,14 +282,6 @@ def validate(cfg: RunConfig) -> None:
                           "allowed: batch_size <= buffer_size")
     if a.bootstrap not in ("greedy", "sarsa"):
         raise ConfigError(f"algo.bootstrap='{a.bootstrap}' is unknown; allowed: greedy, sarsa")
-    for point in cfg.grid:  # every grid point must itself be a valid algo config
-        swept = dataclasses.replace(a, **{k.split(".", 1)[1]: v for k, v in point.items()})
-        for name in SWEEPABLE:
-            value = getattr(swept, name)
-            field = f"sweep.algo.{name}" if f"algo.{name}" in point else f"algo.{name}"
-            lo, hi, lo_open = {"lr": (0.0, None, True), "eps_anneal_steps": (1, None, False)}.get(
-                name, (0.0, 1.0, False))
-            _check_range(field, value, lo, hi, lo_open=lo_open)
     if cfg.logger.kind not in LOGGER_KINDS:
         raise ConfigError(f"logger.kind='{cfg.logger.kind}' is unknown; allowed: {', '.join(LOGGER_KINDS)}")
     if cfg.logger.mode not in WANDB_MODES:

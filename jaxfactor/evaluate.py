@@ -50,7 +50,7 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.config import from_dict
     from jaxfactor.runner.anakin import make_evaluate
-    from jaxfactor.train import build, grid_label, initial_runner, seed_keys, seed_sharding
+    from jaxfactor.train import build, grid_label, greedy_stats, initial_runner, seed_keys, seed_sharding
 
     config_file = Path(run_dir) / "config.json"
     if not config_file.exists():
@@ -72,14 +72,13 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     if not 0 <= render_seed < total:
         raise ConfigError(f"render_seed={render_seed} is out of range; allowed: 0..{total - 1}")
     n_episodes = episodes or cfg.env.test_episodes
-    keys = jax.device_put(seed_keys(cfg, 0xE7A1), sharding)
-    stats = jax.device_get(jax.jit(jax.vmap(make_evaluate(algo, env, n_episodes)))(
-        runner.learner.params, keys, runner.env_steps))
+    eval_fn = jax.jit(jax.vmap(make_evaluate(algo, env, n_episodes)))
+    stats = greedy_stats(eval_fn, runner, jax.device_put(seed_keys(cfg, 0xE7A1), sharding))
     out: dict[str, Any] = {"algo": cfg.algo.name, "env": cfg.env.name, "chunk": meta["chunk"],
                            "env_steps": meta["env_steps"], "episodes": n_episodes,
-                           "return": stats["return"].mean(1).tolist()}
+                           "return": stats["eval/return"].tolist()}
     if env.spec.has_win_flag:
-        out["win_rate"] = stats["won"].mean(1).tolist()
+        out["win_rate"] = stats["eval/win_rate"].tolist()
     print(f"{cfg.algo.name} on {cfg.env.name}: checkpoint at chunk {meta['chunk']} "
           f"({np.mean(meta['env_steps']):.0f} env steps per seed), {n_episodes} greedy episodes per seed")
     labels = [f"{grid_label(p)} seed {s}" if len(cfg.grid) > 1 else f"seed {s}"

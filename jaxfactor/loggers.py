@@ -33,11 +33,12 @@ def _has_wandb_login() -> bool:
 class RunLogger:
     """metrics.jsonl (+ W&B). `run_id` is kept in checkpoints so a resume continues the same W&B run."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, resume_lines: int | None = None,
+    def __init__(self, cfg: RunConfig, run_dir: Path, resume_chunk: int | None = None,
                  wandb_run_id: str | None = None):
         self.cfg, self.run_dir = cfg, run_dir
         path = run_dir / "metrics.jsonl"
-        kept = path.read_text().splitlines()[:resume_lines] if resume_lines is not None and path.exists() else []
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["chunk"] <= resume_chunk] \
+            if resume_chunk is not None and path.exists() else []
         self.file = path.open("w")
         for line in kept:  # a resume drops what was logged after the checkpoint and logs it again
             self.file.write(line + "\n")

@@ -48,23 +48,19 @@ def _index(tree: Any, i: int) -> Any:
 
 
 def _smax(env: JaxEnv, ep: dict[str, Any]):
-    from jaxmarl.viz.visualizer import SMAXVisualizer
+    import matplotlib.pyplot as plt
 
-    # One frame per agent step. jaxmarl's expand_state_seq would add the world's inner ticks (x8 frames),
-    # but its renderer needs ~0.5 s per frame on a CPU: a 100-step episode would take minutes.
-    # The renderer marks shots from every unit's attack action (enemies included): the world records
-    # them in the next state's prev_attack_actions.
+    # jaxmarl's SMAX renderer, one frame per agent step: its visualiser's expand_state_seq would add the
+    # world's inner ticks (x8 frames) at ~0.5 s per frame on a CPU (minutes for a 100-step episode).
+    # It marks shots from every unit's attack action (enemies included), which the world records in the
+    # next state's prev_attack_actions.
     n = int(ep["length"])
     units = env.env.all_agents
     seq = [(ep["keys"][t], _index(ep["states"], t).state,
             {a: _index(ep["states"], t + 1).state.prev_attack_actions[i] for i, a in enumerate(units)})
            for t in range(n)]
-    viz = SMAXVisualizer(env.env, seq)
-
-    def update(frame: int) -> None:
-        viz.im = viz.env.init_render(viz.ax, seq[frame], 0, frame)
-
-    return viz.fig, None, update, n
+    fig, ax = plt.subplots(figsize=(6, 5))
+    return fig, None, lambda frame: env.env.init_render(ax, seq[frame], 0, frame), n
 
 
 def _mpe(env: JaxEnv, ep: dict[str, Any]):

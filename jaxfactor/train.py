@@ -102,6 +102,21 @@ def grid_label(point: dict[str, float]) -> str:
     return ",".join(f"{k.split('.', 1)[1]}={v:g}" for k, v in point.items()) or "default"
 
 
+def grid_blocks(cfg: RunConfig, values: dict[str, np.ndarray]) -> list[tuple[dict, dict[str, np.ndarray]]]:
+    """[(grid point, {key: its num_seeds values})] from values over the grid-major (grid x seed) axis."""
+    S = cfg.num_seeds
+    return [(p, {k: v[g * S:(g + 1) * S] for k, v in values.items()}) for g, p in enumerate(cfg.grid)]
+
+
+def greedy_stats(eval_fn, runner, keys) -> dict[str, np.ndarray]:
+    """Per-(grid point, seed) greedy return, win rate and length: `eval_fn` is jit(vmap(make_evaluate))."""
+    import jax
+
+    stats = jax.device_get(eval_fn(runner.learner.params, keys, runner.env_steps))
+    return {"eval/return": stats["return"].mean(1), "eval/win_rate": stats["won"].mean(1),
+            "eval/length": stats["length"].mean(1)}
+
+
 def seed_sharding(cfg: RunConfig):
     """NamedSharding of the (grid x seed) axis over the devices; the axis must split evenly."""
     import jax
@@ -168,15 +183,22 @@ def _check_run_dir(cfg: RunConfig) -> None:
 
 
 def _check_resume(cfg: RunConfig) -> None:
-    from jaxfactor.checkpoint import check_compatible
+    """The latest checkpoint's own config must match, up to what a resume may change."""
+    from jaxfactor.checkpoint import Checkpointer, check_compatible
 
-    saved_file = Path(cfg.resume) / "config.json"
-    if not saved_file.exists():
-        raise ConfigError(f"resume={cfg.resume} is not a run directory (no config.json there)")
     if Path(cfg.run_dir).resolve() != Path(cfg.resume).resolve():
         raise ConfigError(f"resume={cfg.resume} continues that run in place; run_dir={cfg.run_dir} must be the same "
                           "directory (leave run_dir unset)")
-    check_compatible(json.loads(saved_file.read_text()), _plain(cfg), str(saved_file))
+    if not (Path(cfg.resume) / "checkpoints").is_dir():
+        raise ConfigError(f"resume={cfg.resume} is not a run directory with checkpoints (no checkpoints/ there)")
+    ckpt = Checkpointer(cfg.resume, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
+    try:
+        step, meta = ckpt.read_meta()
+    except ConfigError as e:
+        raise ConfigError(f"resume={cfg.resume}: {e}") from None
+    finally:
+        ckpt.close()
+    check_compatible(meta["config"], _plain(cfg), f"{ckpt.directory}/{step}")
 
 
 def _plain(cfg: RunConfig) -> dict[str, Any]:
@@ -222,30 +244,25 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
     t_start = time.perf_counter()
     runner = initial_runner(cfg, env, algo, sharding)
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
-    chunk_idx, train_s, metrics_lines, wandb_id = 0, 0.0, 0, None
+    chunk_idx, train_s, wandb_id = 0, 0.0, None
     if cfg.resume is not None:
         restored, meta = ckpt.restore(runner)
         runner = jax.device_put(restored, sharding)
-        chunk_idx, train_s, metrics_lines, wandb_id = meta["chunk"], meta["train_s"], meta["metrics_lines"], \
-            meta.get("wandb_run_id")
+        chunk_idx, train_s, wandb_id = meta["chunk"], meta["train_s"], meta.get("wandb_run_id")
         print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
               + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
     t0 = time.perf_counter()
     compiled = chunk_fn.lower(runner).compile()
     compile_s = time.perf_counter() - t0
-    logger = RunLogger(cfg, run_dir, resume_lines=metrics_lines if cfg.resume is not None else None,
+    logger = RunLogger(cfg, run_dir, resume_chunk=chunk_idx if cfg.resume is not None else None,
                        wandb_run_id=wandb_id)
 
     def run_eval(index: int) -> dict[str, np.ndarray]:
-        eval_keys = jax.device_put(seed_keys(cfg, 0x5EED, index), sharding)
-        stats = jax.device_get(eval_fn(runner.learner.params, eval_keys, runner.env_steps))
-        return {"eval/return": stats["return"].mean(1), "eval/win_rate": stats["won"].mean(1),
-                "eval/length": stats["length"].mean(1)}
+        return greedy_stats(eval_fn, runner, jax.device_put(seed_keys(cfg, 0x5EED, index), sharding))
 
     def save(step: int) -> None:
-        ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "metrics_lines": metrics_lines,
-                                 "env_steps": env_steps.tolist(), "wandb_run_id": logger.run_id,
-                                 "config": _plain(cfg)})
+        ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
+                                 "wandb_run_id": logger.run_id, "config": _plain(cfg)})
         kill_at = os.environ.get("JAXFACTOR_KILL_AFTER_CHECKPOINT")  # resume tests: a real SIGKILL here
         if kill_at is not None and step >= int(kill_at):
             ckpt.wait()
@@ -270,12 +287,10 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
             summary.update(last_eval)
         record["aggregate"] = {k: _aggregate(v) for k, v in summary.items() if np.isfinite(v).all()}
         if len(points) > 1:
-            record["grid"] = {grid_label(p): {k: _aggregate(v[g * S:(g + 1) * S]) for k, v in summary.items()
-                                              if np.isfinite(v[g * S:(g + 1) * S]).all()}
-                              for g, p in enumerate(points)}
+            record["grid"] = {grid_label(p): {k: _aggregate(v) for k, v in block.items() if np.isfinite(v).all()}
+                              for p, block in grid_blocks(cfg, summary)}
         record["per_seed"] = {k: v.tolist() for k, v in summary.items()}
         logger.log(record)
-        metrics_lines += 1
         bar.update(int(min(env_steps.mean(), cfg.total_timesteps) - bar.n))
         post = {"return": f"{summary['rollout/return'].mean():.2f}",
                 "steps/s": f"{record['perf/steps_per_s']:.0f}"}
@@ -305,9 +320,8 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
         "final": _final_stats(final, env.spec.has_win_flag),
     }
     if len(points) > 1:
-        result["grid"] = [{"point": p, "label": grid_label(p),
-                           **_final_stats({k: v[g * S:(g + 1) * S] for k, v in final.items()}, env.spec.has_win_flag)}
-                          for g, p in enumerate(points)]
+        result["grid"] = [{"point": p, "label": grid_label(p), **_final_stats(block, env.spec.has_win_flag)}
+                          for p, block in grid_blocks(cfg, final)]
     if cfg.env.kind == "matrix":
         _, ts = env.reset(jax.random.key(0))
         tables = jax.device_get(jax.vmap(lambda p: algo.extras["q_table"](p, ts))(runner.learner.params))
