@@ -14,26 +14,16 @@ warm-up, 8 envs, batch 128, 50k env steps.
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 
 import numpy as np
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.matrix_study import train_matrix_games
+from jaxfactor.matrix_study import permute_actions, three_agent_m3, train_matrix_games
 
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
 M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
-M3_MOVED = np.asarray(M3)[[2, 0, 1]][:, [1, 2, 0]].tolist()  # optimum 8 at (B,C), 7.9 at (A,B)
-
-
-def three_agent_m3() -> list:
-    """All A: 8; all C: 7.9; some but not all A: -12; otherwise 0."""
-    table = np.zeros((3, 3, 3))
-    for u in itertools.product(range(3), repeat=3):
-        n_a = sum(a == 0 for a in u)
-        table[u] = 8 if n_a == 3 else (-12 if n_a > 0 else (7.9 if all(a == 2 for a in u) else 0))
-    return table.tolist()
+M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), 7.9 at (A,B)
 
 
 EXTRA = {"pow_qmix": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],

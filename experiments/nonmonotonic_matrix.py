@@ -6,6 +6,8 @@ E1: M1, 10k env steps: ME-QMIX (two-layer OPT, §9.2) vs epsilon-greedy QMIX; ME
 Prints and saves a markdown table (experiments/results/nonmonotonic_matrix.md).
 
     python -m experiments.nonmonotonic_matrix [--seeds 5] [--me-extra algo.alpha_lr=0.01]
+    # other epsilon-greedy schedules for N1/N2 (start, finish, anneal env steps), M4/M5 only
+    python -m experiments.nonmonotonic_matrix --eps 0.1 0.1 1 --nm-steps 20000 --skip-me
 """
 
 from __future__ import annotations
@@ -44,17 +46,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--me-extra", nargs="*", default=[], help="extra overrides for ME-QMIX")
+    parser.add_argument("--eps", nargs=3, type=float, default=[1.0, 0.05, 20_000], metavar=("START", "FINISH", "STEPS"),
+                        help="epsilon-greedy schedule of the M4/M5 runs")
+    parser.add_argument("--nm-steps", type=int, default=50_000, help="env steps of the M4/M5 runs")
+    parser.add_argument("--skip-me", action="store_true", help="only the M4/M5 runs")
     args = parser.parse_args()
     lines = ["| algo | game | greedy joint action per seed | seeds on the optimum | max abs(Q_tot - payoff) per seed "
              "| seeds with the whole table within 0.5 |", "|---|---|---|---|---|---|"]
     nm_games = {"M4": M4, "M5": M5}
     for name, extra in (("nmix (SARSA)", ["algo=nmix", "algo.bootstrap=sarsa"]), ("qmix", ["algo=qmix"])):
-        cfg = make_cfg(*extra, "env=matrix_m4", "algo.eps_anneal_steps=20000")
+        cfg = make_cfg(*extra, "env=matrix_m4", f"algo.eps_start={args.eps[0]}", f"algo.eps_finish={args.eps[1]}",
+                       f"algo.eps_anneal_steps={int(args.eps[2])}")
         t0 = time.perf_counter()
-        out = train_matrix_games(cfg, list(nm_games.values()), args.seeds, 50_000 // cfg.algo.num_envs)
+        out = train_matrix_games(cfg, list(nm_games.values()), args.seeds, args.nm_steps // cfg.algo.num_envs)
         lines += rows_for(name, nm_games, out, args.seeds)
         print("\n".join(lines[-2:]), f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    for name, extra in (("me_qmix", ["algo=me_qmix", "algo.opt_layers=2", *args.me_extra]), ("qmix", ["algo=qmix"])):
+    for name, extra in (() if args.skip_me else
+                        (("me_qmix", ["algo=me_qmix", "algo.opt_layers=2", *args.me_extra]), ("qmix", ["algo=qmix"]))):
         cfg = make_cfg(*extra, "env=matrix_m1", "algo.eps_anneal_steps=5000")
         t0 = time.perf_counter()
         out = train_matrix_games(cfg, [M1], args.seeds, 10_000 // cfg.algo.num_envs)

@@ -6,6 +6,7 @@ vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and sh
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 import jax
@@ -17,6 +18,25 @@ from jaxfactor.config import RunConfig
 from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
 from jaxfactor.runner.anakin import init_runner, make_chunk
+
+
+def permute_actions(payoff: Sequence, *orders: Sequence[int]) -> list:
+    """Relabel each agent's actions: entry [u_1, ..., u_n] of the result is payoff[orders[0][u_1], ...].
+    Moves the optimum to another cell without changing the game (the regressions must not depend on it)."""
+    table = payoff_array(payoff)
+    for axis, order in enumerate(orders):
+        table = np.take(table, order, axis=axis)
+    return table.tolist()
+
+
+def three_agent_m3() -> list:
+    """A 3-agent analogue of M3 (ALGORITHMS.md §10.1): all A 8, all C 7.9 (the local optimum), A for some but
+    not all agents -12, otherwise 0."""
+    table = np.zeros((3, 3, 3))
+    for u in itertools.product(range(3), repeat=3):
+        n_a = sum(a == 0 for a in u)
+        table[u] = 8 if n_a == 3 else (-12 if n_a > 0 else (7.9 if all(a == 2 for a in u) else 0))
+    return table.tolist()
 
 
 def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int) -> dict[str, np.ndarray]:

@@ -1,41 +1,83 @@
-"""POW's matrix game M3 under uniform data (ALGORITHMS.md §11.1 P1 / P1'), 5 seeds in one vmapped run.
+"""The weighted family on matrix games under uniform data (ALGORITHMS.md §11.1 P1 / P1'; issue 4).
 
-25k env steps per seed (the paper runs 50k; every seed has converged by 25k, see experiments/README.md)
-to keep CI within budget; CW-QMIX, OW-QMIX, M1, a moved optimum and three agents are covered by
-`python -m experiments.matrix_weighted`.
+[POW] App. F.2 setting: epsilon = 1 throughout, alpha = 0 for CW/OW/POW, POW tolerance 0.05, no warm-up,
+8 envs. For CI the batch is 32 instead of 128 and the budget 10k env steps (CW: 30k) instead of 50k: the
+learners are compute-bound on 2 CPU cores. experiments/README.md tabulates the criteria every 10k steps
+(batch 32) and every 2.5k (batch 128), and the 3-agent analogue of M3 (`python -m experiments.matrix_weighted`),
+which is left out here for CI time. Each test trains its games as lanes of one vmapped program, 5 seeds each.
 """
 
 import numpy as np
 import pytest
 from conftest import make_cfg
 
-from jaxfactor.matrix_study import train_matrix_games
+from jaxfactor.matrix_study import permute_actions, train_matrix_games
 
 M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
-UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1")
-UPDATES = 25_000 // 8
-# POW meets every criterion below on 5/5 seeds from 5k env steps on and through 25k (measured every 2.5k):
-# 10k steps keep the margin at a third of the CPU time.
-POW_UPDATES = 10_000 // 8
+M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
+M0 = [[12, -0.1, -0.1], [-0.1, 0, 0], [-0.1, 0, 0]]
+M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), the 7.9 local optimum at (A,B)
+GAMES = {"M3": M3, "M1": M1, "M3 optimum at (B,C)": M3_MOVED}
+SEEDS = 5
+ENV_STEPS = {"pow_qmix": 10_000, "cw_qmix": 30_000, "ow_qmix": 10_000, "qmix": 10_000}  # 8 env steps per update
+UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
+WEIGHTED = {"pow_qmix": ("algo.alpha=0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"),
+            "cw_qmix": ("algo.alpha=0",), "ow_qmix": ("algo.alpha=0",), "qmix": ()}
+
+
+def optimum(payoff) -> tuple[int, ...]:
+    table = np.asarray(payoff)
+    return tuple(int(i) for i in np.unravel_index(np.argmax(table), table.shape))
+
+
+def train(algo: str, games: list) -> dict:
+    return train_matrix_games(make_cfg(f"algo={algo}", *UNIFORM, *WEIGHTED[algo]), games, SEEDS, ENV_STEPS[algo] // 8)
+
+
+def assert_recovers_the_optimum(out: dict, g: int, name: str) -> None:
+    """P1: greedy = the optimum on every seed and Q_tot there within 0.5 of 8; for POW also Q_r within 0.5 of
+    the payoff on every cell and only the optimum left in the potentially optimal set."""
+    payoff, opt = out["payoffs"][g], optimum(out["payoffs"][g])
+    assert (out["greedy"][g] == np.asarray(opt)).all(), f"{name}: greedy {out['greedy'][g].tolist()}, optimum {opt}"
+    np.testing.assert_allclose(out["q_tot"][g][(slice(None),) + opt], 8.0, atol=0.5, err_msg=name)
+    if "q_r" in out:
+        np.testing.assert_allclose(out["q_r"][g], np.broadcast_to(payoff, out["q_r"][g].shape), atol=0.5, err_msg=name)
+        v_r = out["v_r"][g].reshape((SEEDS,) + (1,) * payoff.ndim)
+        in_set = (np.abs(out["q_r"][g] - v_r) < 0.05).reshape(SEEDS, -1)
+        assert in_set[:, np.ravel_multi_index(opt, payoff.shape)].all() and (in_set.sum(1) == 1).all(), name
 
 
 @pytest.mark.slow
-def test_pow_qmix_recovers_the_m3_optimum_and_the_payoff_table():
-    cfg = make_cfg("algo=pow_qmix", *UNIFORM, "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0")
-    out = train_matrix_games(cfg, [M3], seeds_per_game=5, updates=POW_UPDATES)
-    assert (out["greedy"][0] == 0).all(), out["greedy"][0]  # (A,A) on every seed
-    np.testing.assert_allclose(out["q_tot"][0][:, 0, 0], 8.0, atol=0.5)
-    np.testing.assert_allclose(out["q_r"][0], np.broadcast_to(M3, (5, 3, 3)), atol=0.5)  # Q_r ~ M3 on all 9 cells
-    # at the end only (A,A) is in the potentially optimal set (strict tolerance 0.05)
-    in_set = np.abs(out["q_r"][0] - out["v_r"][0][:, None, None]) < 0.05
-    assert in_set[:, 0, 0].all() and in_set.sum(axis=(1, 2)).max() == 1
+@pytest.mark.parametrize("algo", ["pow_qmix", "cw_qmix"])
+def test_weighted_qmix_recovers_the_optimum_wherever_it_sits(algo):
+    out = train(algo, list(GAMES.values()))
+    for g, name in enumerate(GAMES):
+        assert_recovers_the_optimum(out, g, name)
 
 
 @pytest.mark.slow
-def test_qmix_settles_on_the_m3_local_optimum():
-    cfg = make_cfg("algo=qmix", *UNIFORM)
-    out = train_matrix_games(cfg, [M3], seeds_per_game=5, updates=UPDATES)
-    greedy = out["greedy"][0]
-    assert not (greedy == 0).all(axis=1).any(), greedy  # never (A,A)
-    assert (greedy == 2).all(axis=1).sum() >= 4  # the 7.9 local optimum (C,C), P1'
-    assert (out["q_tot"][0][:, 0, 0] < 0).all()
+def test_qmix_misses_the_optimum_and_solves_m0():
+    """P1' and W2: a monotone mixer under uniform data never ends on the optimum of M3, M1 or the moved M3
+    (M3: the 7.9 local optimum on most seeds); M0, which QMIX can represent, is solved on every seed."""
+    out = train("qmix", [*GAMES.values(), M0])
+    for g, name in enumerate(GAMES):
+        assert not (out["greedy"][g] == np.asarray(optimum(out["payoffs"][g]))).all(axis=1).any(), name
+        assert (out["q_tot"][g][(slice(None),) + optimum(out["payoffs"][g])] < 0).all(), name
+    assert (out["greedy"][0] == 2).all(axis=1).sum() >= 4  # (C,C) = 7.9 on M3
+    q_m1 = out["q_tot"][1]  # the gradient-trained monotone fit of M1: about -8 on row/column A, 0 on {B,C}^2
+    assert np.median(np.abs(q_m1[:, 1:, 1:])) < 0.5 and np.median(q_m1[:, 0, :]) < -6
+    assert (out["greedy"][3] == 0).all()
+    np.testing.assert_allclose(out["q_tot"][3][:, 0, 0], 12.0, atol=0.5)
+
+
+@pytest.mark.slow
+def test_ow_qmix_misses_the_m3_optimum_on_most_seeds():
+    """P1': with alpha = 0 OW-QMIX only ever raises Q_tot (weight 0 where Q_tot >= y), so the table ends above
+    the payoff and the greedy action is left to that drift: measured on 2 of the 10 seeds of M3 and moved M3.
+    (On M1 it finds (A,A) on 5/5 seeds, as [WQ] Theorem 2 predicts for optimistic weighting.)"""
+    out = train("ow_qmix", [M3, M3_MOVED])
+    hits = sum(int((out["greedy"][g] == np.asarray(optimum(out["payoffs"][g]))).all(axis=1).sum()) for g in range(2))
+    assert hits <= 3, f"OW-QMIX on the optimum on {hits} of {2 * SEEDS} seeds"
+    for g in range(2):
+        assert (out["q_tot"][g] >= out["payoffs"][g] - 0.5).all()  # never pulled down toward the payoff
+        assert (np.abs(out["q_tot"][g][(slice(None),) + optimum(out["payoffs"][g])] - 8.0) > 0.5).all()
