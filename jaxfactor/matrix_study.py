@@ -6,6 +6,7 @@ vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and sh
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Sequence
 
@@ -39,21 +40,32 @@ def three_agent_m3() -> list:
     return table.tolist()
 
 
-def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int) -> dict[str, np.ndarray]:
+def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int,
+                       points: int | None = None) -> dict[str, np.ndarray]:
     """Returns q_table outputs stacked [G, S, ...] (utilities, greedy, q_tot, q_star, q_r, v_r where present)
-    plus the final-update metrics."""
+    plus the final-update metrics. With `points`, the tables and metrics after every updates // points
+    updates instead, stacked [G, S, P, ...]."""
     tables = np.stack([payoff_array(p) for p in payoffs])  # validated host-side, [G, A, ..., A]
     G = tables.shape[0]
     env0 = MatrixGame(tables[0], validated=True)
     algo = make_algo(cfg.algo, cfg.env, env0.spec)
     a = cfg.algo
+    last = functools.partial(jax.tree.map, lambda x: x[-1])
 
     def lane(key, payoff):
         env = MatrixGame(payoff, validated=True)
         runner = init_runner(algo, env, a.buffer_size, key)
-        runner, metrics = make_chunk(algo, env, a.num_envs, a.batch_size, updates)(runner)
         _, ts = env.reset(key)
-        return algo.extras["q_table"](runner.learner.params, ts), jax.tree.map(lambda x: x[-1], metrics)
+        if points is None:
+            runner, metrics = make_chunk(algo, env, a.num_envs, a.batch_size, updates)(runner)
+            return algo.extras["q_table"](runner.learner.params, ts), last(metrics)
+        chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates // points)
+
+        def point(runner, _):
+            runner, metrics = chunk(runner)
+            return runner, (algo.extras["q_table"](runner.learner.params, ts), last(metrics))
+
+        return jax.lax.scan(point, runner, None, length=points)[1]
 
     keys = jax.random.split(jax.random.key(cfg.seed), G * seeds_per_game)
     lane_payoffs = jnp.repeat(jnp.asarray(tables), seeds_per_game, axis=0)
