@@ -23,10 +23,9 @@ import time
 import numpy as np
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.matrix_study import permute_actions, three_agent_m3, train_matrix_games
+from jaxfactor.matrix_study import optimum, permute_actions, three_agent_m3, train_matrix_games
 
-M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
-M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
+M3, M1 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3", "m1"))  # configs/env
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), 7.9 at (A,B)
 
 
@@ -40,7 +39,7 @@ def summarise(name: str, games: list[str], out: dict, steps: int, tolerance: flo
     rows = []
     for g, game in enumerate(games):
         payoff = out["payoffs"][g]
-        opt = np.unravel_index(np.argmax(payoff), payoff.shape)
+        opt = optimum(payoff)
         seeds, points = out["greedy"][g].shape[:2]
         for p in range(points):
             hits = (out["greedy"][g][:, p] == np.asarray(opt)).all(axis=1)

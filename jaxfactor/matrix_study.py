@@ -6,7 +6,6 @@ vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and sh
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Sequence
 
@@ -30,6 +29,12 @@ def permute_actions(payoff: Sequence, *orders: Sequence[int]) -> list:
     return table.tolist()
 
 
+def optimum(payoff: Sequence) -> tuple[int, ...]:
+    """The joint action (one index per agent) of the payoff's largest entry."""
+    table = np.asarray(payoff)
+    return tuple(int(i) for i in np.unravel_index(np.argmax(table), table.shape))
+
+
 def three_agent_m3() -> list:
     """A 3-agent analogue of M3 (ALGORITHMS.md §10.1): all A 8, all C 7.9 (the local optimum), A for some but
     not all agents -12, otherwise 0."""
@@ -50,7 +55,6 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
     env0 = MatrixGame(tables[0], validated=True)
     algo = make_algo(cfg.algo, cfg.env, env0.spec)
     a = cfg.algo
-    last = functools.partial(jax.tree.map, lambda x: x[-1])
 
     def lane(key, payoff):
         env = MatrixGame(payoff, validated=True)
@@ -58,14 +62,8 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
         _, ts = env.reset(key)
         if points is None:
             runner, metrics = make_chunk(algo, env, a.num_envs, a.batch_size, updates)(runner)
-            return algo.extras["q_table"](runner.learner.params, ts), last(metrics)
-        chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates // points)
-
-        def point(runner, _):
-            runner, metrics = chunk(runner)
-            return runner, (algo.extras["q_table"](runner.learner.params, ts), last(metrics))
-
-        return jax.lax.scan(point, runner, None, length=points)[1]
+            return algo.extras["q_table"](runner.learner.params, ts), jax.tree.map(lambda x: x[-1], metrics)
+        return tables_over_training(cfg, algo, env, runner, ts, updates // points, points)
 
     keys = jax.random.split(jax.random.key(cfg.seed), G * seeds_per_game)
     lane_payoffs = jnp.repeat(jnp.asarray(tables), seeds_per_game, axis=0)
@@ -75,23 +73,31 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
             "payoffs": tables}
 
 
+def tables_over_training(cfg: RunConfig, algo, env, runner, ts, updates_per_point: int, points: int
+                         ) -> tuple[dict, dict]:
+    """One lane: `points` times, train `updates_per_point` updates, then tabulate `q_table` at `ts` (plus
+    `env_steps`) and keep the last update's metrics. -> (tables [P, ...], metrics [P, ...])."""
+    chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates_per_point)
+
+    def point(runner, _):
+        runner, metrics = chunk(runner)
+        tables = {**algo.extras["q_table"](runner.learner.params, ts), "env_steps": runner.env_steps}
+        return runner, (tables, jax.tree.map(lambda x: x[-1], metrics))
+
+    return jax.lax.scan(point, runner, None, length=points)[1]
+
+
 def train_matrix_curve(cfg: RunConfig, seeds: int, updates_per_point: int, points: int) -> dict[str, np.ndarray]:
     """Train `seeds` seeds on the configured matrix game (payoff shifts included) in one program and
     tabulate `q_table` after every `updates_per_point` updates. Returns arrays [S, P, ...] plus
     `env_steps` [S, P]."""
     env = make_env(cfg.env.kind, cfg.env.params)
     algo = make_algo(cfg.algo, cfg.env, env.spec)
-    a = cfg.algo
-    chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates_per_point)
 
     def lane(key):
-        def point(runner, _):
-            runner, _ = chunk(runner)
-            _, ts = env.reset(key)
-            return runner, {**algo.extras["q_table"](runner.learner.params, ts), "env_steps": runner.env_steps}
-
-        _, tables = jax.lax.scan(point, init_runner(algo, env, a.buffer_size, key), None, length=points)
-        return tables
+        _, ts = env.reset(key)
+        return tables_over_training(cfg, algo, env, init_runner(algo, env, cfg.algo.buffer_size, key), ts,
+                                    updates_per_point, points)[0]
 
     keys = jax.random.split(jax.random.key(cfg.seed), seeds)
     return {k: np.asarray(v) for k, v in jax.device_get(jax.jit(jax.vmap(lane))(keys)).items()}

@@ -16,9 +16,9 @@ from jaxfactor.algos import ALGOS
 
 ON_SMAX = ("nmix", "me_qmix", "me_qplex")
 # Trained elsewhere in the suite: qmix (stag hunt, every env adapter), vdn (M1), pow_qmix, cw_qmix and
-# ow_qmix (the matrix regressions of test_weighted_matrix.py), s2q (the CLI test below). pow_vdn, pow_qplex, s2q_vdn, s2q_qplex and me_qplex differ from tested algorithms only
-# by a mixer that is trained here (vdn, qplex) and are left out to keep CI within its 15 minutes
-# (compilation dominates: 40-60 s each on 2 cores).
+# ow_qmix (the matrix regressions of test_weighted_matrix.py), s2q (the CLI test below). pow_vdn,
+# pow_qplex, s2q_vdn, s2q_qplex and me_qplex differ from tested algorithms only by a mixer that is trained
+# here (vdn, qplex) and are left out to keep CI within its 15 minutes (compilation: 40-60 s each).
 ELSEWHERE = ("qmix", "vdn", "pow_qmix", "cw_qmix", "ow_qmix", "s2q",
              "pow_vdn", "pow_qplex", "s2q_vdn", "s2q_qplex", "me_qplex")
 

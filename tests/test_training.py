@@ -62,7 +62,6 @@ def test_vmapped_init_of_several_seeds_does_not_hang(cfg_factory):
 
 
 UNIFORM = ("algo.eps_start=1", "algo.eps_finish=1")
-M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
 UPDATES = 25_000 // 8  # half the PyMARL2 matrix-game budget (50k env steps) to keep CI within budget
 
 
@@ -74,7 +73,8 @@ def test_vdn_misses_the_m1_optimum_under_uniform_data():
 
     from jaxfactor.matrix_study import train_matrix_games
 
-    out = train_matrix_games(make_cfg("algo=vdn", "env=matrix_m1", *UNIFORM), [M1], 5, UPDATES)
+    cfg = make_cfg("algo=vdn", "env=matrix_m1", *UNIFORM)
+    out = train_matrix_games(cfg, [cfg.env.params["payoff"]], 5, UPDATES)
     q_tot, greedy = out["q_tot"][0], out["greedy"][0]  # [5, 3, 3], [5, 2]
     assert (greedy == 0).all(axis=1).sum() <= 1, f"VDN found (A,A) on {(greedy == 0).all(axis=1).sum()} of 5 seeds"
     assert (q_tot[:, 0, 0] < 0.0).sum() >= 4, q_tot[:, 0, 0]

@@ -11,27 +11,22 @@ import numpy as np
 import pytest
 from conftest import make_cfg
 
-from jaxfactor.matrix_study import permute_actions, train_matrix_games
+from jaxfactor.matrix_study import optimum, permute_actions, train_matrix_games
 
-M3 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 7.9]]
-M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
-M0 = [[12, -0.1, -0.1], [-0.1, 0, 0], [-0.1, 0, 0]]
+M3, M1, M0 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3", "m1", "m0"))  # configs/env
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), the 7.9 local optimum at (A,B)
 GAMES = {"M3": M3, "M1": M1, "M3 optimum at (B,C)": M3_MOVED}
 SEEDS = 5
-ENV_STEPS = {"pow_qmix": 10_000, "cw_qmix": 30_000, "ow_qmix": 10_000, "qmix": 10_000}  # 8 env steps per update
+ENV_STEPS = {"pow_qmix": 10_000, "cw_qmix": 30_000, "ow_qmix": 10_000, "qmix": 10_000}
+POW_TOLERANCE = 0.05
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
-WEIGHTED = {"pow_qmix": ("algo.alpha=0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"),
+WEIGHTED = {"pow_qmix": ("algo.alpha=0", f"algo.pow_tolerance={POW_TOLERANCE}", "algo.pow_warmup_steps=0"),
             "cw_qmix": ("algo.alpha=0",), "ow_qmix": ("algo.alpha=0",), "qmix": ()}
 
 
-def optimum(payoff) -> tuple[int, ...]:
-    table = np.asarray(payoff)
-    return tuple(int(i) for i in np.unravel_index(np.argmax(table), table.shape))
-
-
 def train(algo: str, games: list) -> dict:
-    return train_matrix_games(make_cfg(f"algo={algo}", *UNIFORM, *WEIGHTED[algo]), games, SEEDS, ENV_STEPS[algo] // 8)
+    cfg = make_cfg(f"algo={algo}", *UNIFORM, *WEIGHTED[algo])
+    return train_matrix_games(cfg, games, SEEDS, ENV_STEPS[algo] // cfg.algo.num_envs)
 
 
 def assert_recovers_the_optimum(out: dict, g: int, name: str) -> None:
@@ -43,7 +38,7 @@ def assert_recovers_the_optimum(out: dict, g: int, name: str) -> None:
     if "q_r" in out:
         np.testing.assert_allclose(out["q_r"][g], np.broadcast_to(payoff, out["q_r"][g].shape), atol=0.5, err_msg=name)
         v_r = out["v_r"][g].reshape((SEEDS,) + (1,) * payoff.ndim)
-        in_set = (np.abs(out["q_r"][g] - v_r) < 0.05).reshape(SEEDS, -1)
+        in_set = (np.abs(out["q_r"][g] - v_r) < POW_TOLERANCE).reshape(SEEDS, -1)
         assert in_set[:, np.ravel_multi_index(opt, payoff.shape)].all() and (in_set.sum(1) == 1).all(), name
 
 
