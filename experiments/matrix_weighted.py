@@ -10,6 +10,8 @@ cell, the largest |Q_r - payoff| and the seeds whose potentially optimal set is 
     python -m experiments.matrix_weighted [--algos pow_qmix cw_qmix qmix ow_qmix] [--steps 50000] [--seeds 5]
     # the CI tests' setting (tests/test_weighted_matrix.py), tabulated every 10k env steps
     python -m experiments.matrix_weighted --steps 40000 --points 4 --extra algo.batch_size=32
+    # the 3-agent game alone
+    python -m experiments.matrix_weighted --algos pow_qmix --no-two-agents --steps 20000 --points 8 --extra algo.batch_size=64
 
 Settings of [POW] App. F.2: epsilon = 1 throughout, alpha = 0 for CW/OW/POW, POW tolerance 0.05, no
 warm-up, 8 envs, batch 128, 50k env steps.
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every algorithm, e.g. algo.batch_size=32")
     parser.add_argument("--no-three-agents", action="store_true")
+    parser.add_argument("--no-two-agents", action="store_true", help="only the 3-agent game")
     args = parser.parse_args()
     lines = ["| algo | game | env steps | seeds greedy on the optimum | seeds with Q_tot(opt) within 0.5 of 8 "
              "| Q_tot at the optimum per seed | seeds with Q_r within 0.5 everywhere | max abs(Q_r - payoff) "
@@ -76,8 +79,10 @@ def main() -> None:
         updates = args.steps // cfg.algo.num_envs
         tolerance = cfg.algo.extra.get("pow_tolerance", 0.0)
         t0 = time.perf_counter()
-        out = train_matrix_games(cfg, [M3, M1, M3_MOVED], args.seeds, updates, points=args.points)
-        rows = summarise(algo, ["M3", "M1", "M3 optimum at (B,C)"], out, args.steps, tolerance)
+        rows = []
+        if not args.no_two_agents:
+            out = train_matrix_games(cfg, [M3, M1, M3_MOVED], args.seeds, updates, points=args.points)
+            rows += summarise(algo, ["M3", "M1", "M3 optimum at (B,C)"], out, args.steps, tolerance)
         if not args.no_three_agents:
             out3 = train_matrix_games(cfg, [three_agent_m3()], args.seeds, updates, points=args.points)
             rows += summarise(algo, ["3-agent M3"], out3, args.steps, tolerance)

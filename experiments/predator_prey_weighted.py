@@ -8,6 +8,10 @@ across seeds (t-interval), and the untrained greedy return.
         --eps-anneal 50000 --warmup 20000
     # §11.2 acceptance ("cheap version" of the paper setting: p = -4, eps over 500k, 2M steps; needs a GPU)
     python -m experiments.predator_prey_weighted --env predator_prey_p4 --steps 2000000 --eps-anneal 500000
+    # a smaller grid (experiments/README.md, session 5)
+    python -m experiments.predator_prey_weighted --algos qmix pow_qmix --steps 45000 --eps-anneal 20000 --warmup 5000 \
+        --extra env.rows=3 env.cols=3 env.num_agents=4 env.num_stags=2 env.episode_limit=10 algo.batch_size=32 \
+        algo.num_envs=4
 
 POW uses the paper's predator-prey tolerance eps_r = 1 (App. F); CW/OW keep alpha = 0.1 ([WQ] PP1).
 """
@@ -42,13 +46,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--eps-anneal", type=int, default=50_000)
     parser.add_argument("--warmup", type=int, default=None, help="POW warm-up env steps (default: config's)")
+    parser.add_argument("--extra", nargs="*", default=[],
+                        help="overrides for every algorithm, e.g. env.rows=3 env.cols=3 algo.batch_size=32")
     args = parser.parse_args()
     rows = []
     for algo in args.algos:
         extra = [f"algo.pow_tolerance=1.0"] + ([f"algo.pow_warmup_steps={args.warmup}"] if args.warmup is not None
                                               else []) if algo.startswith("pow") else []
         cfg = make_cfg(f"algo={algo}", f"env={args.env}", f"env.penalty={args.penalty}", f"num_seeds={args.seeds}",
-                       f"total_timesteps={args.steps}", f"algo.eps_anneal_steps={args.eps_anneal}", *extra,
+                       f"total_timesteps={args.steps}", f"algo.eps_anneal_steps={args.eps_anneal}", *extra, *args.extra,
                        run_dir=f"runs/experiments/predator_prey_weighted/{args.env}_p{args.penalty:g}/{algo}")
         report = untrained_then_trained(cfg)
         mean, half = interval(report["trained"]["return"])
@@ -57,7 +63,8 @@ def main() -> None:
         print(f"{algo}: final greedy return {np.round(report['trained']['return'], 2).tolist()} "
               f"mean {mean:.1f} ± {half:.1f} ({report['wall_s']:.0f}s)", flush=True)
     lines = [f"{args.env}, penalty {args.penalty:g}, {args.seeds} seeds, {args.steps} env steps per seed, "
-             f"epsilon annealed over {args.eps_anneal} steps; greedy evaluation at the end", "",
+             f"epsilon annealed over {args.eps_anneal} steps{', ' + ' '.join(args.extra) if args.extra else ''}; "
+             "greedy evaluation at the end", "",
              "| algo | final greedy return per seed | mean ± 95% CI | untrained (mean) | wall s |",
              "|---|---|---|---|---|"]
     lines += [f"| {a} | {', '.join(f'{x:.1f}' for x in r)} | {m:.1f} ± {h:.1f} | {u:.1f} | {w:.0f} |"
