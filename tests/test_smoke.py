@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import train_briefly
+from conftest import COMPILE_FAST_XLA_FLAGS, train_briefly
 
 from jaxfactor.algos import ALGOS
 
@@ -37,11 +37,11 @@ def test_tiny_budget_finite_losses(cfg_factory, algo):
 @pytest.mark.slow
 def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
     """The headline command of the README, with a tiny budget."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}  # compile-bound, see conftest
     cmd = [sys.executable, "-m", "jaxfactor.train", "algo=s2q", "env=smax_6h_vs_8z", "num_seeds=1",
            "total_timesteps=300", "log_every_steps=150", "algo.batch_size=2", "algo.buffer_size=4",
            "algo.num_envs=2", "env.test_episodes=2", f"run_dir={tmp_path}/run", "progress=false"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["algo"] == "s2q" and summary["env"] == "smax_6h_vs_8z" and summary["env_steps"] >= 300
@@ -51,7 +51,7 @@ def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
     gif = tmp_path / "episode.gif"
     done = subprocess.run([sys.executable, "-m", "jaxfactor.evaluate", f"run_dir={tmp_path}/run", "episodes=2",
                            "render=true", f"gif={gif}", "max_render_steps=4"], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                          timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "seed 0: return" in done.stdout and "win rate" in done.stdout
     from PIL import Image

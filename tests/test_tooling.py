@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import make_cfg
+from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
 
 from jaxfactor.checkpoint import Checkpointer
 from jaxfactor.train import initial_runner, run, seed_sharding
@@ -165,7 +165,7 @@ def test_seed_axis_sharded_over_two_host_devices_matches_one_device(tmp_path):
     (XLA's CPU numerics depend on how many seeds one device vmaps, so bit-equality is per seed block.)"""
     done = subprocess.run([sys.executable, "-c", SHARDING_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           timeout=500, cwd=Path(__file__).parent,
-                          env={**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                          env={**ENV, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {COMPILE_FAST_XLA_FLAGS}"})
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.split("RESULT", 1)[1])
     two, a, b = out["two"], out["one_a"], out["one_b"]
