@@ -58,6 +58,18 @@ def _chunk_summary(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def nonfinite_losses(metrics: dict[str, np.ndarray]) -> dict[int, list[str]]:
+    """Lanes (seeds, or seed x grid point) whose loss went NaN/inf on an update that learned, with the loss
+    names. [S, U] per-update metrics; NaN before learning starts is the runner's placeholder, not a failure."""
+    learning = np.asarray(metrics["train/learning"]) > 0
+    out: dict[int, list[str]] = {}
+    for key, values in sorted(metrics.items()):
+        if key.startswith("train/") and key.endswith("/loss"):
+            for lane in np.flatnonzero((learning & ~np.isfinite(values)).any(axis=1)):
+                out.setdefault(int(lane), []).append(key)
+    return out
+
+
 def _label(actions: Any) -> str:
     return "(" + ",".join(chr(ord("A") + int(a)) for a in actions) + ")"
 
@@ -272,12 +284,18 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
                desc=f"{algo.name} {cfg.env.name} x{total}")
     env_steps = np.asarray(jax.device_get(runner.env_steps), np.float64)
     last_eval: dict[str, np.ndarray] = {}
+    diverged: dict[int, dict] = {}
     while env_steps.min() < cfg.total_timesteps:
         t0 = time.perf_counter()
         runner, m = compiled(runner)
         m = jax.device_get(m)
         train_s += time.perf_counter() - t0
         chunk_idx += 1
+        for lane, keys in nonfinite_losses(m).items():
+            if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
+                diverged[lane] = {"chunk": chunk_idx, "losses": keys}
+                print(f"jaxfactor: lane {lane} (seed {cfg.seed + lane % cfg.num_seeds}) diverged in chunk {chunk_idx}: "
+                      f"{', '.join(keys)} not finite; its later metrics and results are NaN", file=sys.stderr, flush=True)
         summary = _chunk_summary(m)
         env_steps = summary["env_steps"].astype(np.float64)
         record: dict[str, Any] = {"chunk": chunk_idx, "env_steps": float(env_steps.mean()),
@@ -318,6 +336,7 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
         "steps_per_s": float(env_steps.sum() / train_s) if train_s else 0.0, "chunks": chunk_idx,
         "devices": len(sharding.mesh.devices.flat),
         "final": _final_stats(final, env.spec.has_win_flag),
+        "diverged_lanes": {str(lane): info for lane, info in sorted(diverged.items())},
     }
     if len(points) > 1:
         result["grid"] = [{"point": p, "label": grid_label(p), **_final_stats(block, env.spec.has_win_flag)}
@@ -362,6 +381,8 @@ def _print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None
         tables = {k: np.asarray(result["matrix"][k]) for k in ("q_tot", "utilities")}
         tables["greedy"] = np.asarray(result["matrix"]["greedy_joint_action"])
         print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), tables))
+    if result["diverged_lanes"]:
+        print(f"DIVERGED (non-finite losses) lanes: {', '.join(result['diverged_lanes'])}; see summary.json")
     print(f"outputs: {run_dir}/summary.json, metrics.jsonl, config.json")
 
 

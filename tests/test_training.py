@@ -91,3 +91,16 @@ def test_run_reports_matrix_tables(cfg_factory):
     greedy = np.asarray(result["matrix"]["greedy_joint_action"])
     payoff = np.asarray(result["matrix"]["payoff"])
     np.testing.assert_allclose(result["final"]["eval_return"], [payoff[tuple(g)] for g in greedy])
+
+
+def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started():
+    """NaN before the first update is the runner's placeholder; NaN or inf on an update that learned is a
+    divergence, reported per lane with the loss names (train.run prints it and records `diverged_lanes`)."""
+    from jaxfactor.train import nonfinite_losses
+
+    nan, inf = np.nan, np.inf
+    metrics = {"train/learning": np.array([[0, 1, 1], [0, 1, 1], [0, 0, 1]], np.float32),
+               "train/main/loss": np.array([[nan, 0.5, 0.4], [nan, 0.5, nan], [nan, nan, 0.3]]),
+               "train/temperature/loss": np.array([[nan, 0.1, inf], [nan, 0.1, 0.1], [nan, nan, 0.2]]),
+               "train/main/grad_norm": np.array([[nan, inf, 1.0], [nan, 1.0, 1.0], [nan, nan, 1.0]])}
+    assert nonfinite_losses(metrics) == {0: ["train/temperature/loss"], 1: ["train/main/loss"]}
