@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxfactor.envs.stag_hunt import StagHunt
+from jaxfactor.rl.policies import uniform_available
 
 
 def random_play_rates(env: StagHunt, episodes: int, seed: int = 0) -> dict[str, float]:
@@ -28,13 +28,13 @@ def random_play_rates(env: StagHunt, episodes: int, seed: int = 0) -> dict[str, 
         def step(carry, k):
             state, ts, done = carry
             k_act, k_env = jax.random.split(k)
-            actions = jax.random.categorical(k_act, jnp.where(ts.avail, 0.0, -jnp.inf))
+            actions = uniform_available(k_act, ts.avail)
             state, next_ts = env.step(k_env, state, actions)
             live = ~done
             return (state, next_ts, done | next_ts.terminal), ((next_ts.reward > 0) & live, (next_ts.reward < 0) & live, live)
 
         keys = jax.random.split(jax.random.fold_in(key, 1), env.spec.episode_limit)
-        _, (captures, misses, live) = jax.lax.scan(step, (state, ts, jnp.array(False)), keys)
+        _, (captures, misses, live) = jax.lax.scan(step, (state, ts, np.bool_(False)), keys)
         return captures.sum(), misses.sum(), live.sum()
 
     captures, misses, length = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(seed), episodes))

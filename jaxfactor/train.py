@@ -120,6 +120,12 @@ def grid_blocks(cfg: RunConfig, values: dict[str, np.ndarray]) -> list[tuple[dic
     return [(p, {k: v[g * S:(g + 1) * S] for k, v in values.items()}) for g, p in enumerate(cfg.grid)]
 
 
+def lane_label(cfg: RunConfig, lane: int) -> str:
+    """Which run a lane of the grid-major (grid x seed) axis is: its seed, and its grid point if any."""
+    seed = f"seed {cfg.seed + lane % cfg.num_seeds}"
+    return seed if len(cfg.grid) == 1 else f"{seed}, grid point {grid_label(cfg.grid[lane // cfg.num_seeds])}"
+
+
 def greedy_stats(eval_fn, runner, keys) -> dict[str, np.ndarray]:
     """Per-(grid point, seed) greedy return, win rate and length: `eval_fn` is jit(vmap(make_evaluate))."""
     import jax
@@ -294,7 +300,7 @@ def run(cfg: RunConfig, *, trace_counter: list | None = None, stop_after_chunks:
         for lane, keys in nonfinite_losses(m).items():
             if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
                 diverged[lane] = {"chunk": chunk_idx, "losses": keys}
-                print(f"jaxfactor: lane {lane} (seed {cfg.seed + lane % cfg.num_seeds}) diverged in chunk {chunk_idx}: "
+                print(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
                       f"{', '.join(keys)} not finite; its later metrics and results are NaN", file=sys.stderr, flush=True)
         summary = _chunk_summary(m)
         env_steps = summary["env_steps"].astype(np.float64)

@@ -104,3 +104,8 @@ def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started()
                "train/temperature/loss": np.array([[nan, 0.1, inf], [nan, 0.1, 0.1], [nan, nan, 0.2]]),
                "train/main/grad_norm": np.array([[nan, inf, 1.0], [nan, 1.0, 1.0], [nan, nan, 1.0]])}
     assert nonfinite_losses(metrics) == {0: ["train/temperature/loss"], 1: ["train/main/loss"]}
+    # Lanes are grid-major: lane 3 of 2 seeds x 2 learning rates is seed 1 of the second grid point.
+    from jaxfactor.train import lane_label
+
+    assert lane_label(make_cfg("num_seeds=2", "seed=5"), 1) == "seed 6"
+    assert lane_label(make_cfg("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]"), 3) == "seed 1, grid point lr=0.0001"
