@@ -8,6 +8,8 @@ Prints and saves a markdown table (experiments/results/nonmonotonic_matrix.md).
     python -m experiments.nonmonotonic_matrix [--seeds 5] [--me-extra algo.alpha_lr=0.01]
     # other epsilon-greedy schedules for N1/N2 (start, finish, anneal env steps), M4/M5 only
     python -m experiments.nonmonotonic_matrix --eps 0.1 0.1 1 --nm-steps 20000 --skip-me
+    # E1 / E1' only, with overrides for both M1 runs
+    python -m experiments.nonmonotonic_matrix --seeds 16 --skip-nm --m1-extra algo.buffer_size=128
 """
 
 from __future__ import annotations
@@ -50,11 +52,14 @@ def main() -> None:
                         help="epsilon-greedy schedule of the M4/M5 runs")
     parser.add_argument("--nm-steps", type=int, default=50_000, help="env steps of the M4/M5 runs")
     parser.add_argument("--skip-me", action="store_true", help="only the M4/M5 runs")
+    parser.add_argument("--skip-nm", action="store_true", help="only the M1 runs (E1, E1')")
+    parser.add_argument("--m1-extra", nargs="*", default=[], help="extra overrides for both M1 runs (ME-QMIX, QMIX)")
     args = parser.parse_args()
     lines = ["| algo | game | greedy joint action per seed | seeds on the optimum | max abs(Q_tot - payoff) per seed "
              "| seeds with the whole table within 0.5 |", "|---|---|---|---|---|---|"]
     nm_games = {"M4": M4, "M5": M5}
-    for name, extra in (("nmix (SARSA)", ["algo=nmix", "algo.bootstrap=sarsa"]), ("qmix", ["algo=qmix"])):
+    for name, extra in (() if args.skip_nm else
+                        (("nmix (SARSA)", ["algo=nmix", "algo.bootstrap=sarsa"]), ("qmix", ["algo=qmix"]))):
         cfg = make_cfg(*extra, "env=matrix_m4", f"algo.eps_start={args.eps[0]}", f"algo.eps_finish={args.eps[1]}",
                        f"algo.eps_anneal_steps={int(args.eps[2])}")
         t0 = time.perf_counter()
@@ -63,7 +68,7 @@ def main() -> None:
         print("\n".join(lines[-2:]), f"({time.perf_counter() - t0:.0f}s)", flush=True)
     for name, extra in (() if args.skip_me else
                         (("me_qmix", ["algo=me_qmix", "algo.opt_layers=2", *args.me_extra]), ("qmix", ["algo=qmix"]))):
-        cfg = make_cfg(*extra, "env=matrix_m1", "algo.eps_anneal_steps=5000")
+        cfg = make_cfg(*extra, "env=matrix_m1", "algo.eps_anneal_steps=5000", *args.m1_extra)
         t0 = time.perf_counter()
         out = train_matrix_games(cfg, [M1], args.seeds, 10_000 // cfg.algo.num_envs)
         lines += rows_for(name, {"M1": M1}, out, args.seeds)
