@@ -62,6 +62,7 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end
               "mixer": mixer.init(k_mix, MixerInput(qs=jnp.zeros((2,)), state=STATE))}
     if mode == "me_qmix":
         params |= {"opt": opt_net.init(k_opt, jnp.zeros((2, A)), STATE), "log_alpha": jnp.zeros(())}
+    loss_scale = 1.0 if mode.startswith("nmix") else 0.5  # Eq. 26 has no 1/2; QMIX's nq_learner and Eq. 8 do
     q_tot = lambda p, q: mixer.apply(p, MixerInput(qs=joint_inputs(q), state=jnp.broadcast_to(STATE, (A, A, 2))))  # noqa: E731
 
     def policy(p, q):  # §9.3, [2, A]
@@ -75,7 +76,7 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end
         else:
             eps = jnp.maximum(eps_end, 1.0 - (1.0 - eps_end) * t / eps_anneal)
             mu = product(epsilon_greedy(jax.lax.stop_gradient(p["q"]), eps))
-        return jnp.sum(mu * (payoff - q_tot(p["mixer"], p["q"])) ** 2), mu
+        return loss_scale * jnp.sum(mu * (payoff - q_tot(p["mixer"], p["q"])) ** 2), mu
 
     def opt_loss(p_opt, p, mu):  # Eq. 9 in expectation under mu
         opt = opt_net.apply(p_opt, jax.lax.stop_gradient(p["q"]), STATE)
