@@ -31,8 +31,10 @@ from experiments.common import save_table
 from experiments.nonmonotonic_matrix import M1, M4, M5
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.networks.mixers import MixerInput, make_mixer
+from jaxfactor.rl.policies import linear_epsilon
 
 STATE = jnp.array([1.0, 0.0])  # the matrix game's state before acting (§10.1)
+MODES = ("nmix-egreedy", "nmix-softmax", "qmix-egreedy", "me_qmix")
 UTILITY_INIT_STD = 0.09  # measured: std of the agent network's initial utilities on matrix_m5, 64 seeds
 
 
@@ -47,7 +49,8 @@ def product(p: jax.Array) -> jax.Array:
     return p[0][:, None] * p[1][None, :]
 
 
-def epsilon_greedy(q: jax.Array, eps: jax.Array) -> jax.Array:
+def epsilon_greedy_probs(q: jax.Array, eps: jax.Array) -> jax.Array:
+    """The distribution that jaxfactor.rl.policies.epsilon_greedy samples from, [2, A] (all actions available)."""
     A = q.shape[1]
     return (1 - eps) * jax.nn.one_hot(jnp.argmax(q, -1), A) + eps / A
 
@@ -74,8 +77,8 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end
         elif mode == "me_qmix":
             mu = jax.lax.stop_gradient(product(policy(p, p["q"])))
         else:
-            eps = jnp.maximum(eps_end, 1.0 - (1.0 - eps_end) * t / eps_anneal)
-            mu = product(epsilon_greedy(jax.lax.stop_gradient(p["q"]), eps))
+            eps = linear_epsilon(t, 1.0, eps_end, eps_anneal)
+            mu = product(epsilon_greedy_probs(jax.lax.stop_gradient(p["q"]), eps))
         return loss_scale * jnp.sum(mu * (payoff - q_tot(p["mixer"], p["q"])) ** 2), mu
 
     def opt_loss(p_opt, p, mu):  # Eq. 9 in expectation under mu
@@ -149,7 +152,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--alpha-lr", type=float, default=0.3)
     parser.add_argument("--target-entropy", type=float, default=0.48, help="joint target entropy (0.24 n)")
-    parser.add_argument("--modes", nargs="*", default=["nmix-egreedy", "nmix-softmax", "qmix-egreedy", "me_qmix"])
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     args = parser.parse_args()
     lines = ["| dynamics | game | greedy on the optimum | IGM (argmax Q_tot = greedy) | table within 0.5 | both | "
              "most common greedy joint actions |", "|---|---|---|---|---|---|---|"]
