@@ -14,21 +14,29 @@ Adam as in the trainer. One-step games are terminal, so every target is the payo
   me_qmix         QMIX mixer + OPT (§9.2) + temperature (§9.4, exact entropy): mu = prod_i softmax(OPT_i(q_i)/alpha),
                   the critic, OPT and log-alpha losses of Eqs. 8, 9, 11 stepped in the §9.6 order
 
+Two knobs put the trainer's machinery back one piece at a time: `--utilities agent` takes the utilities from
+jaxfactor's recurrent agent network (shared by both agents) instead of free parameters, and `--sample-batch B`
+replaces the exact expectation by B joint actions drawn from mu per update (replay stays out).
+
     python -m experiments.matrix_dynamics [--lanes 256] [--updates 6250]
+    python -m experiments.matrix_dynamics --utilities agent --lanes 64 --sample-batch 128
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.common import save_table
+from experiments.common import make_cfg, save_table
 from experiments.nonmonotonic_matrix import M1, M4, M5
+from jaxfactor.algos import make_algo
+from jaxfactor.envs import make_env
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.networks.mixers import MixerInput, make_mixer
 from jaxfactor.rl.policies import linear_epsilon
@@ -55,13 +63,33 @@ def epsilon_greedy_probs(q: jax.Array, eps: jax.Array) -> jax.Array:
     return (1 - eps) * jax.nn.one_hot(jnp.argmax(q, -1), A) + eps / A
 
 
-def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end: float, eps_anneal: int,
-             tau: float, lr: float, alpha_lr: float, target_entropy: float) -> dict:
+def tabular_utilities(num_actions: int) -> tuple[Callable, Callable]:
+    """Utilities as free parameters [2, A], N(0, UTILITY_INIT_STD^2)."""
+    return (lambda key: UTILITY_INIT_STD * jax.random.normal(key, (2, num_actions))), (lambda q: q)
+
+
+def agent_utilities() -> tuple[Callable, Callable]:
+    """Utilities from jaxfactor's recurrent agent network (shared by both agents, agent id in its input) on the
+    matrix game's first observation: its initialisation and parameterisation, nothing else of the trainer."""
+    cfg = make_cfg("algo=qmix", "env=matrix_m4")  # every algorithm here uses the same agent network
+    env = make_env(cfg.env.kind, cfg.env.params)
+    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    first = jax.tree.map(lambda x: x[None], env.reset(jax.random.key(0))[1])  # the same observation in every game
+    step_utilities = algo.extras["step_utilities"]
+    return ((lambda key: algo.init_params(key)["agent"]),
+            (lambda agent: step_utilities(agent, algo.initial_actor_state(1), first)[1][0]))
+
+
+def run_lane(key: jax.Array, payoff: jax.Array, mode: str, utilities: tuple[Callable, Callable], updates: int,
+             eps_end: float, eps_anneal: int, tau: float, lr: float, alpha_lr: float, target_entropy: float,
+             sample_batch: int = 0) -> dict:
     k_q, k_mix, k_opt = jax.random.split(key, 3)
+    k_steps = jax.random.fold_in(key, 1)  # minibatch draws (--sample-batch)
     A = payoff.shape[0]
+    init_utilities, U = utilities
     mixer = make_mixer("nmix" if mode.startswith("nmix") else "qmix", embed_dim=32, hypernet_dim=64)
     opt_net = OrderPreservingTransform(num_agents=2, layers=2, embed_dim=32, hypernet_dim=64)
-    params = {"q": UTILITY_INIT_STD * jax.random.normal(k_q, (2, A)),
+    params = {"agent": init_utilities(k_q),
               "mixer": mixer.init(k_mix, MixerInput(qs=jnp.zeros((2,)), state=STATE))}
     if mode == "me_qmix":
         params |= {"opt": opt_net.init(k_opt, jnp.zeros((2, A)), STATE), "log_alpha": jnp.zeros(())}
@@ -71,37 +99,42 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end
     def policy(p, q):  # §9.3, [2, A]
         return jax.nn.softmax(opt_net.apply(p["opt"], q, STATE) / jnp.exp(p["log_alpha"]), -1)
 
-    def critic_loss(p, t):
+    def critic_loss(p, t, key):
         if mode == "nmix-softmax":
-            mu = product(jax.nn.softmax(p["q"] / tau, -1))  # differentiated: the coupled flow
+            mu = product(jax.nn.softmax(U(p["agent"]) / tau, -1))  # differentiated: the coupled flow
         elif mode == "me_qmix":
-            mu = jax.lax.stop_gradient(product(policy(p, p["q"])))
+            mu = jax.lax.stop_gradient(product(policy(p, U(p["agent"]))))
         else:
             eps = linear_epsilon(t, 1.0, eps_end, eps_anneal)
-            mu = product(epsilon_greedy_probs(jax.lax.stop_gradient(p["q"]), eps))
-        return loss_scale * jnp.sum(mu * (payoff - q_tot(p["mixer"], p["q"])) ** 2), mu
+            mu = product(epsilon_greedy_probs(jax.lax.stop_gradient(U(p["agent"])), eps))
+        if sample_batch:  # a minibatch of joint actions drawn from mu instead of the exact expectation
+            draws = jax.random.categorical(key, jnp.log(jax.lax.stop_gradient(mu)).ravel(), shape=(sample_batch,))
+            mu = jnp.bincount(draws, length=A * A).reshape(A, A) / sample_batch
+        return loss_scale * jnp.sum(mu * (payoff - q_tot(p["mixer"], U(p["agent"]))) ** 2), mu
 
     def opt_loss(p_opt, p, mu):  # Eq. 9 in expectation under mu
-        opt = opt_net.apply(p_opt, jax.lax.stop_gradient(p["q"]), STATE)
+        q = jax.lax.stop_gradient(U(p["agent"]))
+        opt = opt_net.apply(p_opt, q, STATE)
         summed = opt[0][:, None] + opt[1][None, :]
-        return jnp.sum(mu * (summed - jax.lax.stop_gradient(q_tot(p["mixer"], p["q"]))) ** 2)
+        return jnp.sum(mu * (summed - jax.lax.stop_gradient(q_tot(p["mixer"], q))) ** 2)
 
     def alpha_loss(log_alpha, p):  # Eq. 11 with the exact joint entropy (§9.4)
-        pi = jax.lax.stop_gradient(policy(p, p["q"]))
+        pi = jax.lax.stop_gradient(policy(p, U(p["agent"])))
         entropy = -jnp.sum(pi * jnp.log(pi + 1e-30))
         return jnp.exp(log_alpha) * (entropy - target_entropy)
 
     adam = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(lr))
     adam_alpha = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(alpha_lr))
-    critic_keys = ("q", "mixer")
+    critic_keys = ("agent", "mixer")
     states = {"critic": adam.init({k: params[k] for k in critic_keys})}
     if mode == "me_qmix":
         states |= {"opt": adam.init(params["opt"]), "alpha": adam_alpha.init(params["log_alpha"])}
 
-    def step(carry, t):
+    def step(carry, xs):
+        t, key = xs
         p, s = carry
         critic = {k: p[k] for k in critic_keys}
-        grads, mu = jax.grad(lambda c: critic_loss({**p, **c}, t), has_aux=True)(critic)
+        grads, mu = jax.grad(lambda c: critic_loss({**p, **c}, t, key), has_aux=True)(critic)
         upd, s_c = adam.update(grads, s["critic"])
         p = {**p, **optax.apply_updates(critic, upd)}
         s = {**s, "critic": s_c}
@@ -115,12 +148,13 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, updates: int, eps_end
             s = {**s, "opt": s_o, "alpha": s_a}
         return (p, s), None
 
-    params, _ = jax.lax.scan(step, (params, states), jnp.arange(updates))[0]
-    table = q_tot(params["mixer"], params["q"])
-    out = {"greedy": jnp.argmax(params["q"], -1), "q_tot": table,
-           "igm": jnp.argmax(table.ravel()) == jnp.ravel_multi_index(jnp.argmax(params["q"], -1), (A, A), mode="clip")}
+    params, _ = jax.lax.scan(step, (params, states), (jnp.arange(updates), jax.random.split(k_steps, updates)))[0]
+    q = U(params["agent"])
+    table = q_tot(params["mixer"], q)
+    out = {"greedy": jnp.argmax(q, -1), "q_tot": table,
+           "igm": jnp.argmax(table.ravel()) == jnp.ravel_multi_index(jnp.argmax(q, -1), (A, A), mode="clip")}
     if mode == "me_qmix":
-        out |= {"policy": policy(params, params["q"]), "alpha": jnp.exp(params["log_alpha"])}
+        out |= {"policy": policy(params, q), "alpha": jnp.exp(params["log_alpha"])}
     return out
 
 
@@ -152,17 +186,26 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--alpha-lr", type=float, default=0.3)
     parser.add_argument("--target-entropy", type=float, default=0.48, help="joint target entropy (0.24 n)")
+    parser.add_argument("--sample-batch", type=int, default=0,
+                        help="joint actions sampled from mu per update (0: the exact expectation); not for nmix-softmax")
+    parser.add_argument("--utilities", choices=("tabular", "agent"), default="tabular",
+                        help="free utilities, or jaxfactor's recurrent agent network on the game's observation")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     args = parser.parse_args()
+    if args.sample_batch and "nmix-softmax" in args.modes:
+        parser.error("--sample-batch: nmix-softmax differentiates through mu, a sampled minibatch has no gradient; "
+                     "allowed modes with it: nmix-egreedy, qmix-egreedy, me_qmix")
     lines = ["| dynamics | game | greedy on the optimum | IGM (argmax Q_tot = greedy) | table within 0.5 | both | "
              "most common greedy joint actions |", "|---|---|---|---|---|---|---|"]
     games = {"M4": M4, "M5": M5, "M1": M1}
+    utilities = tabular_utilities(3) if args.utilities == "tabular" else agent_utilities()
     for mode in args.modes:
         for game in (("M1",) if mode == "me_qmix" else ("M4", "M5", "M1") if mode == "qmix-egreedy" else ("M4", "M5")):
             payoff = np.asarray(games[game], np.float32)
             updates = args.me_updates if mode == "me_qmix" else args.updates
-            lane = lambda key: run_lane(key, jnp.asarray(payoff), mode, updates, args.eps_end, args.eps_anneal,  # noqa: E731
-                                        args.tau, args.lr, args.alpha_lr, args.target_entropy)
+            lane = lambda key: run_lane(key, jnp.asarray(payoff), mode, utilities, updates,  # noqa: E731
+                                        args.eps_end, args.eps_anneal, args.tau, args.lr, args.alpha_lr,
+                                        args.target_entropy, args.sample_batch)
             t0 = time.perf_counter()
             out = jax.device_get(jax.jit(jax.vmap(lane))(jax.random.split(jax.random.key(0), args.lanes)))
             lines.append(summarise(mode, game, payoff, {k: np.asarray(v) for k, v in out.items()}))
