@@ -11,8 +11,9 @@ Adam as in the trainer. One-step games are terminal, so every target is the payo
   nmix-softmax    NM mixer, mu = prod_i softmax(q_i / tau) DIFFERENTIATED: the coupled gradient flow that
                   [X-NM] Thms 2-3 analyse ("policy gradient term" + "value gradient term")
   qmix-egreedy    monotone QMIX mixer, epsilon-greedy (the N1' / N2' / E1' baseline)
-  me_qmix         QMIX mixer + OPT (§9.2) + temperature (§9.4, exact entropy): mu = prod_i softmax(OPT_i(q_i)/alpha),
-                  the critic, OPT and log-alpha losses of Eqs. 8, 9, 11 stepped in the §9.6 order
+  me_qmix         QMIX mixer + two-layer OPT (§9.2, d1 = 32, the matrix-game setting) + temperature (§9.4,
+                  exact entropy): mu = prod_i softmax(OPT_i(q_i)/alpha), the critic, OPT and log-alpha losses of
+                  Eqs. 8, 9, 11 stepped in the §9.6 order
 
 Two knobs put the trainer's machinery back one piece at a time: `--utilities agent` takes the utilities from
 jaxfactor's recurrent agent network (shared by both agents) instead of free parameters, and `--sample-batch B`
@@ -36,6 +37,7 @@ import optax
 from experiments.common import make_cfg, save_table
 from experiments.nonmonotonic_matrix import M1, M4, M5
 from jaxfactor.algos import make_algo
+from jaxfactor.algos.base import adam_clipped
 from jaxfactor.envs import make_env
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.networks.mixers import MixerInput, make_mixer
@@ -123,8 +125,7 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, utilities: tuple[Call
         entropy = -jnp.sum(pi * jnp.log(pi + 1e-30))
         return jnp.exp(log_alpha) * (entropy - target_entropy)
 
-    adam = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(lr))
-    adam_alpha = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(alpha_lr))
+    adam, adam_alpha = adam_clipped(10.0)(lr), adam_clipped(10.0)(alpha_lr)  # the trainer's optimiser (§1.6)
     critic_keys = ("agent", "mixer")
     states = {"critic": adam.init({k: params[k] for k in critic_keys})}
     if mode == "me_qmix":
