@@ -22,9 +22,7 @@ import numpy as np
 from experiments.common import make_cfg, save_table
 from jaxfactor.matrix_study import train_matrix_games
 
-M1 = [[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]
-M4 = [[12, -12, -12], [-12, 0, 0], [-12, 0, 0]]
-M5 = [[12, 0, 10], [0, 0, 10], [10, 10, 10]]
+M1, M4, M5 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m1", "m4", "m5"))  # configs/env
 
 
 def label(u) -> str:

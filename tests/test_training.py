@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_cfg
 
-from jaxfactor.train import run
+from jaxfactor.train import lane_label, nonfinite_losses, run
 
 
 def leaves_equal(a, b) -> bool:
@@ -96,8 +96,6 @@ def test_run_reports_matrix_tables(cfg_factory):
 def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started():
     """NaN before the first update is the runner's placeholder; NaN or inf on an update that learned is a
     divergence, reported per lane with the loss names (train.run prints it and records `diverged_lanes`)."""
-    from jaxfactor.train import nonfinite_losses
-
     nan, inf = np.nan, np.inf
     metrics = {"train/learning": np.array([[0, 1, 1], [0, 1, 1], [0, 0, 1]], np.float32),
                "train/main/loss": np.array([[nan, 0.5, 0.4], [nan, 0.5, nan], [nan, nan, 0.3]]),
@@ -105,7 +103,5 @@ def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started()
                "train/main/grad_norm": np.array([[nan, inf, 1.0], [nan, 1.0, 1.0], [nan, nan, 1.0]])}
     assert nonfinite_losses(metrics) == {0: ["train/temperature/loss"], 1: ["train/main/loss"]}
     # Lanes are grid-major: lane 3 of 2 seeds x 2 learning rates is seed 1 of the second grid point.
-    from jaxfactor.train import lane_label
-
     assert lane_label(make_cfg("num_seeds=2", "seed=5"), 1) == "seed 6"
     assert lane_label(make_cfg("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]"), 3) == "seed 1, grid point lr=0.0001"
