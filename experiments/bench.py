@@ -17,8 +17,8 @@ import jax.numpy as jnp
 from experiments.common import make_cfg, save_table
 from jaxfactor.rl.policies import uniform_available
 from jaxfactor.structs import where_env
-from jaxfactor.runner.anakin import init_runner, make_chunk
-from jaxfactor.train import build
+from jaxfactor.runner.anakin import make_chunk
+from jaxfactor.runner.lanes import build, init_lanes
 
 
 ENV_ONLY = ["matrix_m1", "smax_3m", "predator_prey_p0", "predator_prey_small", "mpe_simple_spread", "mpe_simple_tag",
@@ -29,8 +29,7 @@ def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int
     cfg = make_cfg(f"algo={algo_name}", f"env={env_name}", f"num_seeds={num_seeds}", f"algo.buffer_size={buffer_size}",
                    "algo.eps_start=1", "algo.eps_finish=1")
     env, algo, _ = build(cfg)
-    keys = jax.random.split(jax.random.key(0), num_seeds)
-    runner = jax.jit(jax.vmap(lambda k: init_runner(algo, env, buffer_size, k)))(keys)
+    runner = init_lanes(cfg, algo)
     # Fill the buffer past batch_size first so the timed updates all learn.
     warm = -(-cfg.algo.batch_size // cfg.algo.num_envs)
     warm_fn = jax.jit(jax.vmap(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, warm)), donate_argnums=0)
@@ -40,13 +39,13 @@ def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int
     t0 = time.perf_counter()
     compiled = chunk.lower(runner).compile()
     compile_s = time.perf_counter() - t0
-    steps_before = jax.device_get(runner.env_steps).sum()
+    steps_before = jax.device_get(runner.learner.t_env).sum()
     t0 = time.perf_counter()
     runner, metrics = compiled(runner)
     jax.block_until_ready(metrics)
     dt = time.perf_counter() - t0
     assert float(metrics["train/learning"].min()) == 1.0
-    steps = float(jax.device_get(runner.env_steps).sum() - steps_before)
+    steps = float(jax.device_get(runner.learner.t_env).sum() - steps_before)
     return {"train_steps_per_s": steps / dt, "compile_s": compile_s}
 
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.train import run
+from jaxfactor.runner.loop import run
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ import numpy as np
 
 from experiments.common import make_cfg, save_table
 from jaxfactor.matrix_study import train_matrix_curve
-from jaxfactor.runner.anakin import init_runner, make_chunk
+from jaxfactor.runner.anakin import make_chunk
+from jaxfactor.runner.lanes import build, init_lanes
 from jaxfactor.runner.rollout import rollout
-from jaxfactor.train import build
 
 SHIFT_AT, TOTAL = 50_000, 100_000
 COMMON = ["env=matrix_s2q_shift", "algo.eps_anneal_steps=20000"]
@@ -52,14 +52,14 @@ def visitation(algo_name: str, seeds: int, steps: int) -> np.ndarray:
     cfg = make_cfg(f"algo={algo_name}", *COMMON, *EXTRA.get(algo_name, []), f"num_seeds={seeds}")
     env, algo, _ = build(cfg)
 
-    def lane(key):
-        runner = init_runner(algo, env, cfg.algo.buffer_size, key)
+    def lane(runner):
         runner, _ = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, steps // cfg.algo.num_envs)(runner)
-        episodes, _ = rollout(algo, env, runner.learner.params, key, 512, jnp.float32(0.05), greedy=False)
+        # The training policy after `steps` (epsilon has annealed to 0.05 by then).
+        episodes, _ = rollout(algo, env, algo.behaviour(runner.learner), runner.key, 512, greedy=False)
         first = episodes.actions[:, 0]  # [512, 2]
         return jnp.zeros((3, 3)).at[first[:, 0], first[:, 1]].add(1.0)
 
-    counts = jax.jit(jax.vmap(lane))(jax.random.split(jax.random.key(1), seeds))
+    counts = jax.jit(jax.vmap(lane))(init_lanes(cfg, algo))
     return np.asarray(counts).sum(0) / np.asarray(counts).sum()
 
 

@@ -66,12 +66,15 @@ def init(spec: EnvSpec, capacity: int) -> BufferState:
     return BufferState(data=data, insert_pos=jnp.array(0, jnp.int32), size=jnp.array(0, jnp.int32))
 
 
-def add(buffer: BufferState, episodes: Episodes) -> BufferState:
-    """Insert E episodes (leaves [E, T, ...]) FIFO."""
+def add(buffer: BufferState, episodes: Episodes, valid: jax.Array | None = None) -> BufferState:
+    """Insert E episodes (leaves [E, T, ...]) FIFO; rows where `valid` [E] is False are skipped (not stored,
+    not counted) and the valid ones stored contiguously."""
     capacity = buffer.data.reward.shape[0]
-    num = episodes.reward.shape[0]
-    idx = (buffer.insert_pos + jnp.arange(num)) % capacity
-    data = jax.tree.map(lambda store, new: store.at[idx].set(new), buffer.data, episodes)
+    valid = jnp.ones(episodes.reward.shape[:1], bool) if valid is None else valid
+    rank = jnp.cumsum(valid.astype(jnp.int32)) - 1  # position among the valid rows
+    idx = jnp.where(valid, (buffer.insert_pos + rank) % capacity, capacity)  # out of range: dropped
+    data = jax.tree.map(lambda store, new: store.at[idx].set(new, mode="drop"), buffer.data, episodes)
+    num = jnp.sum(valid.astype(jnp.int32))
     return BufferState(data=data, insert_pos=(buffer.insert_pos + num) % capacity,
                        size=jnp.minimum(buffer.size + num, capacity))
 

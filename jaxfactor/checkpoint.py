@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jax
-import numpy as np
 
 import jaxfactor
 from jaxfactor.errors import ConfigError
 
-FORMAT = 1
-"""Bumped whenever the saved tree changes; a checkpoint of another format is refused."""
+FORMAT = 2
+"""Bumped whenever the saved tree changes; a checkpoint of another format is refused (2: counters moved from
+the runner into the learner state)."""
 
 RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "max_buffer_memory_fraction", "num_devices",
                      "logger", "checkpoint")
@@ -28,7 +28,8 @@ RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "max_bu
 
 
 def _is_key(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    """A typed PRNG key array, or the abstract (ShapeDtypeStruct) description of one."""
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def to_host(tree: Any) -> Any:
@@ -36,10 +37,20 @@ def to_host(tree: Any) -> Any:
     return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
 
 
-def from_host(tree: Any, template: Any) -> Any:
-    """Inverse of `to_host`, using `template` (a live state of the same config) for key types."""
-    return jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t)
-                        else jax.numpy.asarray(x, t.dtype), tree, template)
+def key_data_target(abstract: Any) -> Any:
+    """A restore target: typed-key leaves of an abstract (ShapeDtypeStruct) tree as their raw uint32 data."""
+    def leaf(x):
+        if _is_key(x):
+            data = jax.eval_shape(jax.random.key_data, x)
+            return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=x.sharding)
+        return x
+
+    return jax.tree.map(leaf, abstract)
+
+
+def wrap_keys(restored: Any, abstract: Any) -> Any:
+    """Inverse of `key_data_target` on restored arrays (jaxfactor's keys use the default implementation)."""
+    return jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if _is_key(a) else x, restored, abstract)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -113,19 +124,26 @@ class Checkpointer:
                               f"{jaxfactor.__version__}")
         return step, meta
 
-    def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """(runner, meta) of `step` (default: the latest). `template` is a freshly initialised runner
-        of the same config: it gives shapes, dtypes and key types, and the (empty) buffers when the
-        checkpoint has none."""
+    def restore(self, abstract: Any, step: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """({field: restored subtree}, meta) of `step` (default: the latest), read straight into arrays of the
+        shapes, dtypes and shardings of `abstract` (a ShapeDtypeStruct runner tree, e.g. `abstract_lanes`):
+        nothing is allocated twice. Without saved buffers the "buffer" field is absent."""
         ocp = self._ocp
         step, meta = self.read_meta(step)
-        fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
+        fields = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)}
         if not meta["has_buffer"]:
             fields.pop("buffer")
-        target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), to_host(fields))
-        saved = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
-        restored = from_host(saved, {k: fields[k] for k in saved})
-        return template.replace(**restored), meta
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(key_data_target(fields)))
+        return wrap_keys(self.manager.restore(step, args=args)["state"], fields), meta
+
+    def restore_params(self, abstract_params: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """(learner parameters, meta) only: the rest of the saved state (replay above all) is never read."""
+        ocp = self._ocp
+        step, meta = self.read_meta(step)
+        item = {"learner": {"params": abstract_params}}
+        args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
+        return self.manager.restore(step, args=args)["state"]["learner"]["params"], meta
 
     def close(self) -> None:
         self.manager.wait_until_finished()

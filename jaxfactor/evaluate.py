@@ -49,8 +49,8 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
 
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.config import from_dict
-    from jaxfactor.runner.anakin import make_evaluate
-    from jaxfactor.train import build, grid_label, greedy_stats, initial_runner, seed_keys, seed_sharding
+    from jaxfactor.runner.anakin import greedy_summary, make_evaluate
+    from jaxfactor.runner.lanes import abstract_lanes, grid_label, num_lanes, seed_keys, setup
 
     config_file = Path(run_dir) / "config.json"
     if not config_file.exists():
@@ -62,18 +62,20 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
         if cfg.env.kind not in RENDERERS:  # before any work
             raise ConfigError(f"render=true is not available for env kind '{cfg.env.kind}'; allowed: "
                               f"{', '.join(sorted(RENDERERS))}")
-    env, algo, _ = build(cfg)
-    sharding = seed_sharding(cfg)
-    ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
-    runner, meta = ckpt.restore(initial_runner(cfg, env, algo, sharding), step)
-    ckpt.close()
-    runner = jax.device_put(runner, sharding)
-    total = cfg.num_seeds * len(cfg.grid)
+    total = num_lanes(cfg)
     if not 0 <= render_seed < total:
         raise ConfigError(f"render_seed={render_seed} is out of range; allowed: 0..{total - 1}")
+    s = setup(cfg)
+    env, algo, sharding = s.env, s.algo, s.sharding
+    ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
+    try:  # the parameters only: replay buffers and optimiser states stay on disk
+        params, meta = ckpt.restore_params(abstract_lanes(cfg, algo, sharding).learner.params, step)
+    finally:
+        ckpt.close()
+    t_env = jax.device_put(np.asarray(meta["env_steps"], np.int32), sharding)  # per lane, from the checkpoint
     n_episodes = episodes or cfg.env.test_episodes
     eval_fn = jax.jit(jax.vmap(make_evaluate(algo, env, n_episodes)))
-    stats = greedy_stats(eval_fn, runner, jax.device_put(seed_keys(cfg, 0xE7A1), sharding))
+    stats = greedy_summary(jax.device_get(eval_fn(params, jax.device_put(seed_keys(cfg, 0xE7A1), sharding), t_env)))
     out: dict[str, Any] = {"algo": cfg.algo.name, "env": cfg.env.name, "chunk": meta["chunk"],
                            "env_steps": meta["env_steps"], "episodes": n_episodes,
                            "return": stats["eval/return"].tolist()}
@@ -93,9 +95,8 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     if render:
         from jaxfactor.render import record_episode, write_gif
 
-        params = jax.tree.map(lambda x: x[render_seed], runner.learner.params)
         episode = jax.jit(lambda p, k, t: record_episode(algo, env, p, k, t))(
-            params, seed_keys(cfg, 0x61F)[render_seed], runner.env_steps[render_seed])
+            jax.tree.map(lambda x: x[render_seed], params), seed_keys(cfg, 0x61F)[render_seed], t_env[render_seed])
         if max_render_steps is not None:
             episode["length"] = np.minimum(episode["length"], max_render_steps)
         path = Path(gif) if gif else Path(run_dir) / f"episode_{labels[render_seed].replace(' ', '_')}.gif"

@@ -1,4 +1,5 @@
-"""Train one algorithm on several matrix games and seeds in ONE compiled program (lanes = games x seeds).
+"""Matrix-game tooling: the learned joint tables a run reports, and training one algorithm on several games
+and seeds in ONE compiled program (lanes = games x seeds, the lane key scheme of `runner/lanes.py`).
 
 Used by the matrix-game regressions (ALGORITHMS.md §11.1) in tests and experiments: the payoff is a
 vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and share the vector units.
@@ -6,8 +7,9 @@ vmapped input, so M1, M3 and a moved-optimum variant cost one compilation and sh
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,47 @@ from jaxfactor.algos import make_algo
 from jaxfactor.config import RunConfig
 from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
-from jaxfactor.runner.anakin import init_runner, make_chunk
+from jaxfactor.runner.anakin import make_chunk
+from jaxfactor.runner.lanes import seed_keys
+from jaxfactor.runner.learn import init_lane
+
+
+def _label(actions: Any) -> str:
+    return "(" + ",".join(chr(ord("A") + int(a)) for a in actions) + ")"
+
+
+def format_matrix_report(payoff: np.ndarray, tables: dict[str, np.ndarray]) -> str:
+    """Readable learned joint tables (2-agent games as grids; n-agent as a flat listing)."""
+    lines = []
+    S = tables["q_tot"].shape[0]
+    n = payoff.ndim
+    best = np.unravel_index(np.argmax(payoff), payoff.shape)
+    lines.append(f"payoff (rows: agent 0, columns: agent 1); optimum {_label(best)} = {payoff.max():g}")
+    hits = sum(payoff[tuple(g)] == payoff.max() for g in tables["greedy"])
+    lines.append(f"{hits}/{S} seeds act greedily on an optimal joint action")
+    if n == 2:
+        lines.append(np.array2string(payoff, precision=2, suppress_small=True))
+    for s in range(S):
+        g = tables["greedy"][s]
+        q = tables["q_tot"][s]
+        lines.append(f"seed {s}: greedy joint action {_label(g)}  payoff there {payoff[tuple(g)]:g}  "
+                     f"Q_tot there {q[tuple(g)]:.2f}")
+        if n == 2:
+            lines.append("  learned Q_tot:\n  " + np.array2string(q, precision=2, suppress_small=True)
+                         .replace("\n", "\n  "))
+        for i in range(n):
+            lines.append(f"  utilities Q_{i}: " + np.array2string(tables["utilities"][s][i], precision=2,
+                                                                      suppress_small=True))
+    return "\n".join(lines)
+
+
+def matrix_summary(env: MatrixGame, algo, params, env_steps: float) -> dict[str, list]:
+    """summary.json's `matrix` entry: the payoff in force and every lane's learned Q_tot table, greedy joint
+    action and utilities (params [lanes, ...])."""
+    _, ts = env.reset(jax.random.key(0))
+    tables = jax.device_get(jax.vmap(lambda p: algo.extras["q_table"](p, ts))(params))
+    return {"payoff": env.payoff_in_force(env_steps).tolist(), "q_tot": tables["q_tot"].tolist(),
+            "greedy_joint_action": tables["greedy"].tolist(), "utilities": tables["utilities"].tolist()}
 
 
 def permute_actions(payoff: Sequence, *orders: Sequence[int]) -> list:
@@ -58,14 +100,14 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
 
     def lane(key, payoff):
         env = MatrixGame(payoff, validated=True)
-        runner = init_runner(algo, env, a.buffer_size, key)
+        runner = init_lane(algo, a.buffer_size, key)
         _, ts = env.reset(key)
         if points is None:
             runner, metrics = make_chunk(algo, env, a.num_envs, a.batch_size, updates)(runner)
             return algo.extras["q_table"](runner.learner.params, ts), jax.tree.map(lambda x: x[-1], metrics)
         return tables_over_training(cfg, algo, env, runner, ts, updates // points, points)
 
-    keys = jax.random.split(jax.random.key(cfg.seed), G * seeds_per_game)
+    keys = seed_keys(dataclasses.replace(cfg, num_seeds=seeds_per_game), blocks=G)  # seed s: the same key in every game
     lane_payoffs = jnp.repeat(jnp.asarray(tables), seeds_per_game, axis=0)
     out, metrics = jax.device_get(jax.jit(jax.vmap(lane))(keys, lane_payoffs))
     reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
@@ -81,7 +123,7 @@ def tables_over_training(cfg: RunConfig, algo, env, runner, ts, updates_per_poin
 
     def point(runner, _):
         runner, metrics = chunk(runner)
-        tables = {**algo.extras["q_table"](runner.learner.params, ts), "env_steps": runner.env_steps}
+        tables = {**algo.extras["q_table"](runner.learner.params, ts), "env_steps": runner.learner.t_env}
         return runner, (tables, jax.tree.map(lambda x: x[-1], metrics))
 
     return jax.lax.scan(point, runner, None, length=points)[1]
@@ -96,8 +138,8 @@ def train_matrix_curve(cfg: RunConfig, seeds: int, updates_per_point: int, point
 
     def lane(key):
         _, ts = env.reset(key)
-        return tables_over_training(cfg, algo, env, init_runner(algo, env, cfg.algo.buffer_size, key), ts,
+        return tables_over_training(cfg, algo, env, init_lane(algo, cfg.algo.buffer_size, key), ts,
                                     updates_per_point, points)[0]
 
-    keys = jax.random.split(jax.random.key(cfg.seed), seeds)
+    keys = seed_keys(dataclasses.replace(cfg, num_seeds=seeds), blocks=1)
     return {k: np.asarray(v) for k, v in jax.device_get(jax.jit(jax.vmap(lane))(keys)).items()}

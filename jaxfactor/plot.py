@@ -37,7 +37,7 @@ def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray,
     if not sweep:
         return {name: (steps, values)}
     from jaxfactor.config import from_dict
-    from jaxfactor.train import grid_label
+    from jaxfactor.runner.lanes import grid_label
 
     grid = from_dict(config).grid
     per_point = values.reshape(len(grid), config["num_seeds"], -1)

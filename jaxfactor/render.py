@@ -7,40 +7,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxfactor.algos.base import Algorithm, Params
 from jaxfactor.envs.base import JaxEnv
 from jaxfactor.errors import ConfigError
+from jaxfactor.runner.rollout import rollout
 
 
 def record_episode(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, t_env: jax.Array | int = 0
                    ) -> dict[str, Any]:
-    """One greedy episode of one env: env states before every step [L+1], step keys and actions [L],
-    and the number of real steps (jittable; states after the end repeat the final one)."""
+    """One greedy episode of one env through the device rollout: env states before every slot [L+1]
+    (repeating the final one after the end), env-step keys and actions [L], and the number of real steps
+    (jittable)."""
     L = env.spec.episode_limit
-    k_reset, k_loop = jax.random.split(key)
-    state, ts = env.reset(k_reset, jnp.asarray(t_env, jnp.int32))
-    actor = algo.initial_actor_state(1)
-    batch = lambda x: jax.tree.map(lambda v: v[None], x)  # noqa: E731
-
-    def body(carry, xs):
-        state, ts, actor, done, length = carry
-        t, k = xs
-        k_act, k_env = jax.random.split(k)
-        actions, actor = algo.act(params, actor, batch(ts), jnp.array([t == 0]), k_act, jnp.float32(0.0), True)
-        new_state, new_ts = env.step(k_env, state, actions[0])
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(done, o, n), new, old)  # noqa: E731
-        out = (state, k_env, actions[0])
-        return (keep(new_state, state), keep(new_ts, ts), actor, done | new_ts.terminal,
-                length + (~done).astype(jnp.int32)), out
-
-    init = (state, ts, actor, jnp.array(False), jnp.array(0, jnp.int32))
-    (final, _, _, _, length), (states, keys, actions) = jax.lax.scan(
-        body, init, (jnp.arange(L), jax.random.split(k_loop, L)))
-    states = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), states, final)
-    return {"states": states, "keys": keys, "actions": actions, "length": length}
+    episodes, stats, trace = rollout(algo, env, algo.greedy(params, t_env), key, 1, greedy=True, record=True)
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731  the one env
+    return {"states": first(trace["states"]), "keys": trace["keys"][0, :L], "actions": episodes.actions[0, :L],
+            "length": stats["length"][0]}
 
 
 def _index(tree: Any, i: int) -> Any:

@@ -1,7 +1,10 @@
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `experiments` importable however pytest is started
 # One persistent XLA cache for the session's workers and subprocesses: tests that compile the same program
 # again (a resumed run, a second seed block, an evaluation of a saved run) load it instead. Keyed by the
 # program and the jax version, so a stale entry is never used.
@@ -16,6 +19,7 @@ import pytest  # noqa: E402
 
 from jaxfactor import config as config_lib  # noqa: E402
 from jaxfactor.cli import load_config  # noqa: E402
+from jaxfactor.runner.loop import Callback  # noqa: E402
 
 
 def make_cfg(*overrides: str, run_dir: str = "/tmp/jaxfactor-test") -> config_lib.RunConfig:
@@ -31,21 +35,38 @@ def cfg_factory(tmp_path):
     return factory
 
 
+class TraceCounter(Callback):
+    """A run callback counting the traces (= compilations) of the chunk program."""
+
+    def __init__(self):
+        self.traces = 0
+
+    def on_trace(self):
+        self.traces += 1
+
+
 def train_briefly(cfg: config_lib.RunConfig, updates: int):
     """`updates` rollout+learn steps of the shared device loop for cfg.num_seeds seeds (one jitted
     vmapped chunk, no evaluation compile): the cheap way to check an algorithm x env trains.
     Returns the per-update metrics [S, U]."""
     import jax
 
-    from jaxfactor.runner.anakin import init_runner, make_chunk
-    from jaxfactor.train import build
+    from jaxfactor.runner.anakin import make_chunk
+    from jaxfactor.runner.lanes import build, init_lanes
 
     env, algo, _ = build(cfg)
-    a = cfg.algo
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.num_seeds)
-    chunk = make_chunk(algo, env, a.num_envs, a.batch_size, updates)
-    _, metrics = jax.jit(jax.vmap(lambda k: chunk(init_runner(algo, env, a.buffer_size, k))))(keys)
+    chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates)
+    _, metrics = jax.jit(jax.vmap(chunk))(init_lanes(cfg, algo))
     return jax.device_get(metrics)
+
+
+def exploring(params, epsilon: float, t_env: int = 0):
+    """The epsilon-greedy behaviour of `params` at a fixed epsilon (what `algo.behaviour` derives from a learner)."""
+    import jax.numpy as jnp
+
+    from jaxfactor.algos.base import Behaviour
+
+    return Behaviour(params=params, t_env=jnp.int32(t_env), schedule={"epsilon": jnp.float32(epsilon)})
 
 
 def random_episode(env, key, steps: int):

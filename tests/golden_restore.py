@@ -7,10 +7,10 @@ from pathlib import Path
 
 def restore_params(cfg, run_dir: Path):
     from jaxfactor.checkpoint import Checkpointer
-    from jaxfactor.train import build, initial_runner, seed_sharding
+    from jaxfactor.runner.lanes import abstract_lanes, setup
 
-    env, algo, _ = build(cfg)
+    s = setup(cfg)
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
-    state, _ = ckpt.restore(initial_runner(cfg, env, algo, seed_sharding(cfg)))
+    params, _ = ckpt.restore_params(abstract_lanes(cfg, s.algo, s.sharding).learner.params)
     ckpt.close()
-    return state.learner.params
+    return params

@@ -39,7 +39,7 @@ def train(name: str, run_dir: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     """(per-seed metrics of every chunk, final parameters as {leaf path: [S, ...] array}) of one golden run."""
     from conftest import make_cfg
 
-    from jaxfactor.train import run
+    from jaxfactor.runner.loop import run
 
     cfg = make_cfg(*COMMON, *RUNS[name], run_dir=str(run_dir))
     run(cfg)

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import make_cfg
+from conftest import exploring, make_cfg
 
 from jaxfactor.algos import make_algo
 from jaxfactor.algos.factorised import previous_actions
@@ -40,7 +40,7 @@ def test_acting_matches_learning_unroll():
     env = make_env(cfg.env.kind, cfg.env.params)
     algo = make_algo(cfg.algo, cfg.env, env.spec)
     params = algo.init(jax.random.key(0)).params
-    episodes, stats = rollout(algo, env, params, jax.random.key(1), 3, jnp.float32(0.3), greedy=False)
+    episodes, stats = rollout(algo, env, exploring(params, 0.3), jax.random.key(1), 3, greedy=False)
     assert int(stats["length"].min()) > 5
     E, T, N = episodes.actions.shape
 
@@ -61,8 +61,8 @@ def test_acting_matches_learning_unroll():
         for t in range(T):
             ts = Timestep(obs=episodes.obs[:, t], state=episodes.state[:, t], avail=episodes.avail[:, t],
                           reward=jnp.zeros(E), terminal=jnp.zeros(E, bool), won=jnp.zeros(E, bool))
-            _, actor = act(params, actor, ts, jnp.full((E,), t == first_at), jax.random.key(t), jnp.float32(0.0),
-                           greedy=True)
+            first = jnp.full((E,), t == first_at)
+            _, actor = act(algo.greedy(params), actor, ts, first, jax.random.key(t), greedy=True)
             actor = actor.replace(last_action=episodes.actions[:, t])  # follow the stored behaviour actions
             hidden.append(actor.hidden)
         return np.asarray(jnp.stack(hidden, axis=1))  # [E, T, N, H]
@@ -82,7 +82,7 @@ def test_act_resets_state_on_first_flag():
     state = algo.initial_actor_state(2)
     stale = state.replace(hidden=jnp.ones_like(state.hidden), last_action=jnp.ones_like(state.last_action))
     first = jnp.array([True, False])
-    _, after_stale = algo.act(params, stale, ts, first, jax.random.key(2), jnp.float32(0.0), True)
-    _, after_fresh = algo.act(params, state, ts, jnp.array([True, True]), jax.random.key(2), jnp.float32(0.0), True)
+    _, after_stale = algo.act(algo.greedy(params), stale, ts, first, jax.random.key(2), True)
+    _, after_fresh = algo.act(algo.greedy(params), state, ts, jnp.array([True, True]), jax.random.key(2), True)
     np.testing.assert_allclose(after_stale.hidden[0], after_fresh.hidden[0], rtol=1e-6)  # env 0 was reset
     assert not np.allclose(after_stale.hidden[1], after_fresh.hidden[1])  # env 1 kept its (stale) state

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conftest import make_cfg
+from conftest import exploring, make_cfg
 
 from jaxfactor.algos import make_algo
 from jaxfactor.algos.base import Stage
@@ -37,7 +37,7 @@ def test_extra_stage_with_inner_steps_and_weights():
     algo = dataclasses.replace(base, stages=(aux, main),
                                init_params=lambda k: {**base.init_params(k), "aux": {"x": jnp.float32(0.0)}})
     state = algo.init(jax.random.key(0))
-    episodes, _ = rollout(algo, env, state.params, jax.random.key(1), 8, jnp.float32(1.0), greedy=False)
+    episodes, _ = rollout(algo, env, exploring(state.params, 1.0), jax.random.key(1), 8, greedy=False)
     update = jax.jit(algo.update)
     state1, metrics = update(state, episodes, jax.random.key(2))
     # 3 SGD steps on (x-3)^2 with lr 0.1 from 0: x <- x + 0.2 (3 - x)

@@ -60,7 +60,7 @@ def test_a_fresh_run_never_overwrites_a_run_with_checkpoints(capfd, tmp_path):
 
 def test_a_valid_sweep_passes_the_checks(tmp_path):
     from jaxfactor.cli import load_config
-    from jaxfactor.train import preflight
+    from jaxfactor.runner.loop import preflight
 
     cfg = load_config(["num_seeds=3", "sweep.algo.lr=[0.001,0.002]", "sweep.algo.gamma=[0.9,0.99]",
                        "num_devices=1", f"run_dir={tmp_path}"])

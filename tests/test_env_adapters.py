@@ -9,7 +9,7 @@ import pytest
 from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame
 from jaxfactor.errors import ConfigError
-from jaxfactor.train import build
+from jaxfactor.runner.lanes import build
 from conftest import random_episode, train_briefly
 
 NEW_ENVS = ["mpe_simple_spread", "mpe_simple_tag", "overcooked_cramped_room", "overcooked_asymm_advantages",
@@ -98,10 +98,11 @@ def test_payoff_shift_happens_inside_the_training_loop(cfg_factory):
     # All-zero table, then all-one from 80 env steps: rollouts collected from t_env = 80 on earn 1.
     cfg = cfg_factory("env=matrix", "env.payoff=[[0,0],[0,0]]", "env.payoff_after=[[1,1],[1,1]]", "env.shift_at=80",
                       "algo.batch_size=8", "algo.buffer_size=64", "num_seeds=1")
-    from jaxfactor.runner.anakin import init_runner, make_chunk
+    from jaxfactor.runner.anakin import make_chunk
+    from jaxfactor.runner.learn import init_lane
 
     env, algo, _ = build(cfg)
-    runner = init_runner(algo, env, 64, jax.random.key(0))
+    runner = init_lane(algo, 64, jax.random.key(0))
     _, metrics = jax.jit(make_chunk(algo, env, 8, 8, 20))(runner)
     returns = np.asarray(metrics["rollout/return"])
     np.testing.assert_array_equal(returns, [0.0] * 10 + [1.0] * 10)

@@ -9,6 +9,7 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import exploring
 
 from jaxfactor.algos.factorised import make_factorised
 from jaxfactor.algos.me_igm import soft_rewards
@@ -17,7 +18,7 @@ from jaxfactor.networks.mixers import MixerInput, make_mixer
 from jaxfactor.rl.policies import masked_argmax
 from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.runner.rollout import rollout
-from jaxfactor.train import build
+from jaxfactor.runner.lanes import build
 from jaxfactor.cli import load_config
 
 N, A, G = 3, 5, 7
@@ -111,7 +112,7 @@ def small_batch(cfg_factory, *overrides, env="matrix_m4", num_envs=16):
     cfg = cfg_factory(*overrides, f"env={env}")
     env_obj, algo, _ = build(cfg)
     learner = algo.init(jax.random.key(0))
-    batch, _ = rollout(algo, env_obj, learner.params, jax.random.key(1), num_envs, jnp.float32(1.0), greedy=False)
+    batch, _ = rollout(algo, env_obj, exploring(learner.params, 1.0), jax.random.key(1), num_envs, greedy=False)
     return cfg, env_obj, algo, learner, batch
 
 

@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import exploring
 
 from jaxfactor.algos.s2q import subvalue_index, subvalue_weights, suppressed_targets
 from jaxfactor.runner.rollout import rollout
-from jaxfactor.train import build
+from jaxfactor.runner.lanes import build
 
 
 def test_suppressed_targets_and_weights_hand_made():
@@ -62,11 +63,11 @@ def test_subvalue_index_shared_fixed_and_ablations():
 def test_behaviour_policy_index_is_per_episode_and_actions_available(cfg_factory):
     env, algo, _ = build(cfg_factory("algo=s2q", "env=smax_3m", "env.max_steps=10", "algo.p_fixed=1.0"))
     params = algo.init(jax.random.key(0)).params
-    episodes, _ = rollout(algo, env, params, jax.random.key(1), 4, jnp.float32(0.0), greedy=False)
-    greedy_episodes, _ = rollout(algo, env, params, jax.random.key(1), 4, jnp.float32(0.0), greedy=True)
+    episodes, _ = rollout(algo, env, exploring(params, 0.0), jax.random.key(1), 4, greedy=False)
+    greedy_episodes, _ = rollout(algo, env, algo.greedy(params), jax.random.key(1), 4, greedy=True)
     # p_fixed = 1 and epsilon 0: the behaviour is sub-value 0's greedy policy, identical to evaluation.
     np.testing.assert_array_equal(episodes.actions, greedy_episodes.actions)
-    explore, _ = rollout(algo, env, params, jax.random.key(2), 4, jnp.float32(0.5), greedy=False)
+    explore, _ = rollout(algo, env, exploring(params, 0.5), jax.random.key(2), 4, greedy=False)
     taken = jnp.take_along_axis(explore.avail, explore.actions[..., None], -1)[..., 0]
     assert bool(taken[explore.filled].all())  # never an unavailable action
 
@@ -80,7 +81,7 @@ def test_one_subvalue_without_weighting_is_qmix_plus_central_loss(cfg_factory):
                       "algo.central_loss_scale=1.0")
     env, cw, _ = build(cfg)
     state = s2q.init(jax.random.key(0))
-    batch, _ = rollout(s2q, env, state.params, jax.random.key(1), 4, jnp.float32(1.0), greedy=False)
+    batch, _ = rollout(s2q, env, exploring(state.params, 1.0), jax.random.key(1), 4, greedy=False)
     p = state.params
     cw_params = {"agent": jax.tree.map(lambda x: x[0], p["subvalue_agents"]),
                  "mixer": jax.tree.map(lambda x: x[0], p["subvalue_mixers"]),
@@ -97,7 +98,7 @@ def test_comm_latent_feeds_the_subvalues(cfg_factory, algo, expect_grad):
     """S2Q-Comm (§7.8): the TD losses reach the encoder through z; in plain S2Q only L_ED trains it."""
     env, s2q, _ = build(cfg_factory(f"algo={algo}", "env=matrix_m3"))
     state = s2q.init(jax.random.key(0))
-    batch, _ = rollout(s2q, env, state.params, jax.random.key(1), 8, jnp.float32(1.0), greedy=False)
+    batch, _ = rollout(s2q, env, exploring(state.params, 1.0), jax.random.key(1), 8, greedy=False)
     targets = state.target_params
 
     def td_only(encoder):

@@ -281,14 +281,14 @@ def test_bad_parameters_are_named():
 def test_qmix_learns_to_hunt_on_the_small_preset(cfg_factory):
     """CI-sized version of §11.2 PP0: greedy return after 60k env steps per seed clearly above the
     untrained greedy policy (the full 10x10 run lives in experiments/, numbers in its README)."""
-    from jaxfactor.runner.anakin import init_runner, make_evaluate
-    from jaxfactor.train import build, run
+    from jaxfactor.runner.anakin import make_evaluate
+    from jaxfactor.runner.lanes import build, init_lanes
+    from jaxfactor.runner.loop import run
 
     cfg = cfg_factory("algo=qmix", "env=predator_prey_small", "num_seeds=2", "total_timesteps=60000",
                       "log_every_steps=20000", "eval_every_steps=60000")
     env, algo, _ = build(cfg)
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.num_seeds)
-    untrained = jax.vmap(lambda k: init_runner(algo, env, 1, k))(keys).learner.params
+    untrained = init_lanes(cfg, algo).learner.params  # the parameters `run` starts from
     before = jax.jit(jax.vmap(make_evaluate(algo, env, 32)))(untrained, jax.random.split(jax.random.key(7), 2))
     before = np.asarray(before["return"]).mean(1)
     after = np.asarray(run(cfg)["final"]["eval_return"])

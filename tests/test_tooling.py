@@ -11,10 +11,11 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
+from conftest import COMPILE_FAST_XLA_FLAGS, TraceCounter, make_cfg
 
 from jaxfactor.checkpoint import Checkpointer
-from jaxfactor.train import initial_runner, run, seed_sharding
+from jaxfactor.runner.lanes import setup
+from jaxfactor.runner.loop import restore_lanes, run
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 # QMIX on M0: 504 env steps per chunk, checkpoints every 4 chunks, 8 chunks in all.
@@ -27,13 +28,24 @@ def _train_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProce
                           timeout=300, env=env or ENV)
 
 
-def _final_state(run_dir: Path):
-    cfg = make_cfg(*SHORT, run_dir=str(run_dir))
-    from jaxfactor.train import build
+# The CLI's run (validated config, saved overrides) with a callback that SIGKILLs the process right after the
+# checkpoint of chunk 4 is on disk.
+KILLED_RUN = """
+import os, signal, sys
+from jaxfactor.cli import load_config
+from jaxfactor.runner.loop import Callback, run
+class KillAfterCheckpoint(Callback):
+    def on_checkpoint(self, step, checkpointer):
+        if step >= 4:
+            checkpointer.wait()
+            os.kill(os.getpid(), signal.SIGKILL)
+run(load_config(sys.argv[1:]), overrides=sys.argv[1:], callbacks=[KillAfterCheckpoint()])
+"""
 
-    env, algo, _ = build(cfg)
+
+def _final_state(run_dir: Path):
     ckpt = Checkpointer(run_dir, 2, True)
-    state, meta = ckpt.restore(initial_runner(cfg, env, algo, seed_sharding(cfg)))
+    state, meta = restore_lanes(ckpt, setup(make_cfg(*SHORT, run_dir=str(run_dir))))
     ckpt.close()
     return state, meta
 
@@ -50,8 +62,8 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
     reference = run(make_cfg(*SHORT, run_dir=str(whole)))
 
     # Same config; the process SIGKILLs itself right after the checkpoint at chunk 4 (N/2) is on disk.
-    out = _train_cli(*SHORT, f"run_dir={killed}", "progress=false",
-                     env={**ENV, "JAXFACTOR_KILL_AFTER_CHECKPOINT": "4"})
+    out = subprocess.run([sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}", "progress=false"],
+                         capture_output=True, text=True, timeout=300, env=ENV)
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     assert sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
     assert not (killed / "summary.json").exists()
@@ -88,27 +100,23 @@ def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_log
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
-    traces: list = []
+    counter = TraceCounter()
     run_dir = tmp_path / "grid"
     grid = ("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]")
     summary = run(make_cfg(*grid, "total_timesteps=3000", "log_every_steps=500", "eval_every_steps=500",
                            "logger=wandb", "logger.mode=online", "logger.group=unit", "logger.tags=[tooling,ci]",
-                           "logger.per_seed=true", run_dir=str(run_dir)), trace_counter=traces)
+                           "logger.per_seed=true", run_dir=str(run_dir)), callbacks=[counter])
 
     # The grid: one compilation for all four (lr, seed) programs, results per grid point.
-    assert len(traces) == 1
+    assert counter.traces == 1
     assert [g["label"] for g in summary["grid"]] == ["lr=0.001", "lr=0.0001"]
     assert all(len(g["eval_return"]) == 2 for g in summary["grid"])
     q = np.asarray(summary["matrix"]["q_tot"])  # [lr0 seed0, lr0 seed1, lr1 seed0, lr1 seed1]
     assert q.shape[0] == 4
     for s in range(2):  # same seed, same key: only the learning rate differs
         assert np.abs(q[s] - q[2 + s]).max() > 1e-3
-    cfg = make_cfg(*grid, run_dir=str(run_dir))
-    from jaxfactor.train import build
-
-    env, algo, _ = build(cfg)
     ckpt = Checkpointer(run_dir, 2, True)
-    state, _ = ckpt.restore(initial_runner(cfg, env, algo, seed_sharding(cfg)))
+    state, _ = restore_lanes(ckpt, setup(make_cfg(*grid, run_dir=str(run_dir))))
     ckpt.close()
     lr = state.learner.opt_states["main"].hyperparams["learning_rate"]
     np.testing.assert_allclose(np.asarray(lr), [1e-3, 1e-3, 1e-4, 1e-4], rtol=1e-6)
@@ -139,7 +147,8 @@ SHARDING_SCRIPT = """
 import json, sys
 from conftest import make_cfg
 from jaxfactor.errors import ConfigError
-from jaxfactor.train import build, initial_runner, preflight, run, seed_sharding
+from jaxfactor.runner.lanes import build, init_lanes, seed_sharding
+from jaxfactor.runner.loop import preflight, run
 args = ["total_timesteps=2000", "log_every_steps=500", "eval_every_steps=500"]
 out = {}
 for name, extra in (("two", ["num_devices=2", "num_seeds=4"]), ("one_a", ["num_devices=1", "num_seeds=2"]),
@@ -149,7 +158,7 @@ for name, extra in (("two", ["num_devices=2", "num_seeds=4"]), ("one_a", ["num_d
     out[name]["metrics"] = [json.loads(l)["per_seed"] for l in open(sys.argv[1] + "/" + name + "/metrics.jsonl")]
 cfg = make_cfg(*args, "num_seeds=4", run_dir=sys.argv[1] + "/layout")
 env, algo, _ = build(cfg)
-out["device_set"] = len(initial_runner(cfg, env, algo, seed_sharding(cfg)).env_steps.sharding.device_set)
+out["device_set"] = len(init_lanes(cfg, algo, seed_sharding(cfg)).learner.t_env.sharding.device_set)
 try:
     preflight(make_cfg("num_seeds=3", run_dir=sys.argv[1] + "/odd"))
 except ConfigError as e:
@@ -182,7 +191,7 @@ def test_stag_hunt_episode_renders_to_a_gif(tmp_path):
     from PIL import Image
 
     from jaxfactor.render import record_episode, write_gif
-    from jaxfactor.train import build
+    from jaxfactor.runner.lanes import build
 
     cfg = make_cfg("env=predator_prey_small")
     env, algo, _ = build(cfg)

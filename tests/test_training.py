@@ -7,9 +7,11 @@ import re
 import jax
 import numpy as np
 import pytest
-from conftest import make_cfg
+from conftest import TraceCounter, make_cfg
 
-from jaxfactor.train import lane_label, nonfinite_losses, run
+from jaxfactor.runner.lanes import lane_label
+from jaxfactor.runner.loop import run
+from jaxfactor.runner.report import nonfinite_losses
 
 
 def leaves_equal(a, b) -> bool:
@@ -19,10 +21,10 @@ def leaves_equal(a, b) -> bool:
 def test_same_seed_identical_metrics_and_one_trace(cfg_factory, tmp_path):
     overrides = ("algo=qmix", "env=matrix_m1", "num_seeds=4", "total_timesteps=3000", "log_every_steps=1000",
                  "algo.batch_size=32", "algo.eps_anneal_steps=2000")
-    traces: list = []
-    first = run(cfg_factory(*overrides), trace_counter=traces)
+    counter = TraceCounter()
+    first = run(cfg_factory(*overrides), callbacks=[counter])
     assert first["chunks"] >= 3
-    assert len(traces) == 1, f"chunk traced {len(traces)} times for {first['chunks']} chunks"
+    assert counter.traces == 1, f"chunk traced {counter.traces} times for {first['chunks']} chunks"
     lines_1 = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     second = run(make_cfg(*overrides, run_dir=str(tmp_path / "again")))  # a fresh run_dir: no checkpoints there
     lines_2 = (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()
@@ -33,28 +35,26 @@ def test_same_seed_identical_metrics_and_one_trace(cfg_factory, tmp_path):
 
 
 def test_different_seeds_give_different_parameters(cfg_factory):
-    from jaxfactor.runner.anakin import init_runner
-    from jaxfactor.train import build
+    from jaxfactor.runner.lanes import build, init_lanes
 
     cfg = cfg_factory("algo=qmix", "env=matrix_m1", "num_seeds=3")
-    env, algo, _ = build(cfg)
-    keys = jax.random.split(jax.random.key(cfg.seed), 3)
-    runner = jax.jit(jax.vmap(lambda k: init_runner(algo, env, 16, k)))(keys)
+    _, algo, _ = build(cfg)
+    runner = init_lanes(cfg, algo)
     for leaf in jax.tree.leaves(runner.learner.params):
         assert not np.array_equal(leaf[0], leaf[1]) and not np.array_equal(leaf[1], leaf[2])
-    other = jax.jit(jax.vmap(lambda k: init_runner(algo, env, 16, k)))(jax.random.split(jax.random.key(1), 3))
+    other = init_lanes(cfg_factory("algo=qmix", "env=matrix_m1", "num_seeds=3", "seed=1"), algo)
     assert not leaves_equal(runner.learner.params, other.learner.params)  # the base seed matters too
 
 
 @pytest.mark.timeout(180)
 def test_vmapped_init_of_several_seeds_does_not_hang(cfg_factory):
     """jaxlib 0.10.2 deadlocks in batched QR on 2-core CPUs; our init must stay QR-free under vmap."""
-    from jaxfactor.runner.anakin import init_runner
-    from jaxfactor.train import build
+    from jaxfactor.runner.lanes import build
+    from jaxfactor.runner.learn import init_lane
 
     cfg = cfg_factory("algo=qmix", "env=smax_3m", "algo.agent_hidden_dim=512", "algo.hypernet_embed_dim=512")
     env, algo, _ = build(cfg)
-    runner = jax.jit(jax.vmap(lambda k: init_runner(algo, env, 4, k)))(jax.random.split(jax.random.key(0), 4))
+    runner = jax.jit(jax.vmap(lambda k: init_lane(algo, 4, k)))(jax.random.split(jax.random.key(0), 4))
     jax.block_until_ready(runner)
     jaxpr = jax.make_jaxpr(jax.vmap(algo.init_params))(jax.random.split(jax.random.key(0), 4))
     primitives = set(re.findall(r"= ([a-z_]+)\[?", str(jaxpr)))

@@ -16,11 +16,14 @@ What varies between algorithms is data, not loops:
 * `act_fn`: maps utilities (one head or K heads) to actions with a per-env `policy_state` that is
   re-drawn at episode starts (S2Q's per-episode sub-value index) and may read the global state
   and any parameter group (ME-IGM's softmax over OPT(Q)/alpha).
+* `schedule`: the behaviour policy's inputs derived from the learner state (epsilon at the learner's
+  env-step count); `behaviour(learner)` packs them with the parameters for the collectors, so no runner
+  reads hyperparameters.
 * Targets are built inside losses from shared pure functions (`rl/targets.py`), greedy or SARSA
   bootstraps included, so soft targets and reward shifts are local to an algorithm.
 
-`act` and `update` are jittable for one env batch and one sampled batch, so a host loop over
-non-JAX simulators can call them directly, exactly as the device loop does.
+`act`, `observe` and `update` are jittable for one env batch and one sampled batch, so a host loop over
+non-JAX simulators calls them exactly as the device loop does (through `runner/learn.py`).
 """
 
 from __future__ import annotations
@@ -67,8 +70,19 @@ class LearnerState:
     hp: HParams
     num_updates: jax.Array  # gradient updates done (main stage calls)
     episodes_since_target: jax.Array  # episodes collected since the last hard target copy
-    t_env: jax.Array  # env steps collected so far (set by the runner; read by schedules such as warm-ups)
+    t_env: jax.Array  # env steps collected so far (read by schedules such as epsilon and warm-ups)
+    episodes: jax.Array  # episodes collected so far
     stats: Any = ()  # algorithm-owned running statistics that are not trained (e.g. RND's reward moments)
+
+
+@struct.dataclass
+class Behaviour:
+    """What acting needs from a learner: its parameters, its env-step count (envs may read it at reset) and the
+    behaviour policy's schedule values (e.g. {"epsilon": ...}). A collector needs only this and `act`."""
+
+    params: Params
+    t_env: jax.Array
+    schedule: dict[str, jax.Array]
 
 
 @struct.dataclass
@@ -117,12 +131,14 @@ class Algorithm:
     stages: tuple[Stage, ...]
     initial_actor_state: Callable[[int], ActorState]
     act_fn: Callable[..., tuple[jax.Array, ActorState]]
-    """(params, actor_state, timestep [E], key, epsilon, greedy) -> (actions [E,N], actor_state);
-    called after episode-start resets were applied to actor_state."""
+    """(params, actor_state, timestep [E], key, schedule, greedy) -> (actions [E,N], actor_state);
+    called after episode-start resets were applied to actor_state; greedy acting never reads `schedule`."""
     init_policy_state: Callable[[jax.Array, int], Any]
     """(key, num_envs) -> fresh per-env policy state, drawn at episode starts."""
     target_update_episodes: int
     hp: HParams
+    schedule: Callable[[LearnerState], dict[str, jax.Array]] = lambda state: {}
+    """Behaviour-policy inputs derived from the learner state; logged as rollout/<name>."""
     init_stats: Callable[[], Any] = lambda: ()
     """Initial running statistics; stages read and replace them through carry["stats"]."""
     extras: dict[str, Callable] = dataclasses.field(default_factory=dict)
@@ -144,17 +160,30 @@ class Algorithm:
         return LearnerState(params=params, target_params=targets, opt_states=opt_states, hp=hp,
                             num_updates=jnp.array(0, jnp.int32),
                             episodes_since_target=jnp.array(0, jnp.int32), t_env=jnp.array(0, jnp.int32),
-                            stats=self.init_stats())
+                            episodes=jnp.array(0, jnp.int32), stats=self.init_stats())
 
-    def act(self, params: Params, actor_state: ActorState, timestep: Timestep, first: jax.Array,
-            key: jax.Array, epsilon: jax.Array, greedy: bool) -> tuple[jax.Array, ActorState]:
+    def behaviour(self, state: LearnerState) -> Behaviour:
+        """The behaviour policy of this learner state, for collecting its next episodes."""
+        return Behaviour(params=state.params, t_env=state.t_env, schedule=self.schedule(state))
+
+    def greedy(self, params: Params, t_env: jax.Array | int = 0) -> Behaviour:
+        """Greedy evaluation of `params` (act with greedy=True) on envs reset at learner step t_env."""
+        return Behaviour(params=params, t_env=jnp.asarray(t_env, jnp.int32), schedule={})
+
+    def observe(self, state: LearnerState, steps: jax.Array, episodes: jax.Array) -> LearnerState:
+        """Count newly stored data: env steps (t_env) and episodes, also towards the next target copy."""
+        return state.replace(t_env=state.t_env + steps, episodes=state.episodes + episodes,
+                             episodes_since_target=state.episodes_since_target + episodes)
+
+    def act(self, behaviour: Behaviour, actor_state: ActorState, timestep: Timestep, first: jax.Array,
+            key: jax.Array, greedy: bool) -> tuple[jax.Array, ActorState]:
         """One action per agent for a batch of E envs; `first` [E] marks episode starts, where the
         recurrent state, the previous action and the policy state are reset."""
         k_policy, k_act = jax.random.split(key)
         fresh = self.initial_actor_state(first.shape[0])
         fresh = fresh.replace(policy_state=self.init_policy_state(k_policy, first.shape[0]))
         actor_state = where_env(first, fresh, actor_state)
-        return self.act_fn(params, actor_state, timestep, k_act, epsilon, greedy)
+        return self.act_fn(behaviour.params, actor_state, timestep, k_act, behaviour.schedule, greedy)
 
     def update(self, state: LearnerState, batch: Episodes, key: jax.Array) -> tuple[LearnerState, Metrics]:
         """All stages on one sampled batch, then the hard target update check (§1.6, §1.7)."""

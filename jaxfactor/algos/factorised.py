@@ -17,14 +17,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfactor.algos.base import ActorState, Algorithm, HParams, Params, Stage, adam_clipped
+from jaxfactor.algos.base import ActorState, Algorithm, HParams, LearnerState, Params, Stage, adam_clipped
 from jaxfactor.config import AlgoConfig, EnvConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.networks.entropy import RNDNetwork
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
 from jaxfactor.networks.recognition import RecognitionQr
-from jaxfactor.rl.policies import epsilon_greedy, masked_argmax, masked_max
+from jaxfactor.rl.policies import epsilon_greedy, linear_epsilon, masked_argmax, masked_max
 from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.rl.weighting import central_weights, optimistic_weights, potentially_optimal_weights
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
@@ -248,11 +248,17 @@ class Factorised:
         x = agent_inputs(ts.obs, actor_state.last_action, self.spec.num_actions, **self.flags)
         return self.agent.apply(agent_params, actor_state.hidden, x)
 
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, epsilon: jax.Array,
+    def schedule(self, state: LearnerState) -> dict[str, jax.Array]:
+        """§1.7: epsilon annealed linearly over env steps; t_env is frozen for a whole rollout (§13 item 7)."""
+        hp = state.hp
+        return {"epsilon": linear_epsilon(state.t_env.astype(jnp.float32), hp.eps_start, hp.eps_finish,
+                                          hp.eps_anneal_steps)}
+
+    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
             greedy: bool) -> tuple[jax.Array, ActorState]:
         """Epsilon-greedy on the factorised utilities (Q-hat-star and Q_r never act, §5.6, §6.7)."""
         hidden, q = self.step_utilities(params["agent"], actor_state, ts)
-        actions = masked_argmax(q, ts.avail) if greedy else epsilon_greedy(key, q, ts.avail, epsilon)
+        actions = masked_argmax(q, ts.avail) if greedy else epsilon_greedy(key, q, ts.avail, schedule["epsilon"])
         return actions, actor_state.replace(hidden=hidden, last_action=actions)
 
     # ---- inspection --------------------------------------------------------------------------
@@ -309,7 +315,7 @@ class Factorised:
             name=name, spec=self.spec, init_params=self.init_params, target_groups=self.target_groups(),
             stages=stages, initial_actor_state=self.initial_actor_state, act_fn=self.act,
             init_policy_state=lambda key, num_envs: (), target_update_episodes=self.cfg.target_update_episodes,
-            hp=HParams.from_config(self.cfg), init_stats=self.init_stats,
+            hp=HParams.from_config(self.cfg), schedule=self.schedule, init_stats=self.init_stats,
             extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities})
 
 

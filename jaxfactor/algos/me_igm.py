@@ -100,9 +100,12 @@ class MaxEntropyFactorised(Factorised):
         return alpha * (entropy - self.target_entropy), ({"entropy": entropy, "alpha": alpha}, carry)
 
     # ---- acting (§9.3) -----------------------------------------------------------------------
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, epsilon: jax.Array,
+    def schedule(self, state) -> dict:
+        """No schedule: training samples from the softmax policy, never epsilon-greedy (the eps keys are unused)."""
+        return {}
+
+    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
             greedy: bool) -> tuple[jax.Array, ActorState]:
-        del epsilon  # training samples from the softmax policy, never epsilon-greedy
         hidden, q = self.step_utilities(params["agent"], actor_state, ts)
         if greedy:
             actions = masked_argmax(q, ts.avail)

@@ -224,7 +224,7 @@ class S2Q(Factorised):
         return jax.vmap(lambda p, h: self.agent.apply(p, h, x), in_axes=(0, 1), out_axes=1)(
             params["subvalue_agents"], actor_state.hidden["subvalues"])               # [E, K+1, N, H/A]
 
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, epsilon: jax.Array,
+    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
             greedy: bool) -> tuple[jax.Array, ActorState]:
         s = self.settings
         hidden, q = self.step_subvalues(params, actor_state, ts)
@@ -246,7 +246,7 @@ class S2Q(Factorised):
             logits = self.predicted_logits(params, hidden[:, 0])[1]                   # [E, K+1]
         index = subvalue_index(k_index, logits, actor_state.policy_state["fixed"], N, s.ablation)
         q_followed = jnp.take_along_axis(q, index[:, None, :, None], axis=1)[:, 0]     # [E, N, A]
-        actions = epsilon_greedy(k_eps, q_followed, ts.avail, epsilon)
+        actions = epsilon_greedy(k_eps, q_followed, ts.avail, schedule["epsilon"])
         return actions, actor_state.replace(hidden=new_hidden, last_action=actions)
 
     # ---- inspection ------------------------------------------------------------------------------

@@ -1,73 +1,33 @@
-"""The one device training loop: `chunk` = scan over updates of rollout -> store -> learn -> reduce,
-written for one seed; `jit(vmap(...))` over seeds happens in `train.py` (DESIGN.md §2.3.11).
+"""The device backend (Anakin): a chunk is `scan` over updates of rollout -> learn step, written for one lane;
+`DeviceBackend` compiles `jit(vmap(chunk))` over the sharded lanes for the run loop (DESIGN.md §2.3.11).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+import numpy as np
 
-from jaxfactor import buffers
-from jaxfactor.algos.base import Algorithm, HParams, LearnerState
+from jaxfactor.algos.base import Algorithm
 from jaxfactor.envs.base import JaxEnv
-from jaxfactor.rl.policies import linear_epsilon
+from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
 from jaxfactor.runner.rollout import rollout
-
-
-@struct.dataclass
-class RunnerState:
-    learner: LearnerState
-    buffer: buffers.BufferState
-    key: jax.Array
-    env_steps: jax.Array  # transitions collected so far (t_env)
-    episodes: jax.Array
-
-
-def init_runner(algo: Algorithm, env: JaxEnv, buffer_size: int, key: jax.Array, hp: HParams | None = None
-                ) -> RunnerState:
-    """Fresh runner for one seed; `hp` overrides the config's hyperparameters (one grid point of a sweep)."""
-    k_learner, k_run = jax.random.split(key)
-    return RunnerState(learner=algo.init(k_learner, hp), buffer=buffers.init(env.spec, buffer_size), key=k_run,
-                       env_steps=jnp.array(0, jnp.int32), episodes=jnp.array(0, jnp.int32))
 
 
 def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int
                ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
-    """chunk(runner) -> (runner, metrics [num_updates]) for one seed; no host round-trips inside."""
+    """chunk(runner) -> (runner, metrics [num_updates]) for one lane; no host round-trips inside."""
+    every_episode = jnp.ones((num_envs,), bool)  # a JaxEnv never crashes: every collected episode is kept
 
     def update_step(runner: RunnerState, _):
-        key, k_roll, k_sample, k_update = jax.random.split(runner.key, 4)
-        learner = runner.learner
-        hp = learner.hp
-        # t_env is frozen for a whole rollout (§13 item 7).
-        epsilon = linear_epsilon(runner.env_steps.astype(jnp.float32), hp.eps_start, hp.eps_finish,
-                                 hp.eps_anneal_steps)
-        episodes, stats = rollout(algo, env, learner.params, k_roll, num_envs, epsilon, greedy=False,
-                                  t_env=runner.env_steps)
-        buffer = buffers.add(runner.buffer, episodes)
-        env_steps = runner.env_steps + jnp.sum(stats["length"])
-        learner = learner.replace(episodes_since_target=learner.episodes_since_target + num_envs, t_env=env_steps)
-
-        def learn(learner):
-            return algo.update(learner, buffers.sample(buffer, k_sample, batch_size), k_update)
-
-        def skip(learner):
-            shapes = jax.eval_shape(learn, learner)[1]
-            return learner, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
-
-        learning = buffers.can_sample(buffer, batch_size)
-        learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
-        metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
-                   "train/learning": learning.astype(jnp.float32),
-                   "rollout/return": jnp.mean(stats["return"]), "rollout/win_rate": jnp.mean(stats["won"]),
-                   "rollout/length": jnp.mean(stats["length"].astype(jnp.float32)), "rollout/epsilon": epsilon,
-                   "env_steps": env_steps}
-        runner = runner.replace(learner=learner, buffer=buffer, key=key, env_steps=env_steps,
-                                episodes=runner.episodes + num_envs)
-        return runner, metrics
+        key, k_collect, k_learn = split_update_keys(runner.key)
+        episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, num_envs, greedy=False)
+        learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, every_episode,
+                                              k_learn, batch_size)
+        return RunnerState(learner=learner, buffer=buffer, key=key), metrics
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, dict]:
         return jax.lax.scan(update_step, runner, None, length=num_updates)
@@ -76,11 +36,47 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
 
 
 def make_evaluate(algo: Algorithm, env: JaxEnv, num_episodes: int) -> Callable:
-    """evaluate(learner_params, key, t_env) -> greedy episode stats [num_episodes] (epsilon 0), on fresh
-    envs reset at learner step t_env."""
+    """evaluate(params, key, t_env) -> greedy episode stats [num_episodes] on fresh envs reset at learner step
+    t_env."""
 
-    def evaluate(params, key, t_env=None):
-        _, stats = rollout(algo, env, params, key, num_episodes, jnp.float32(0.0), greedy=True, t_env=t_env)
-        return stats
+    def evaluate(params, key, t_env=0):
+        return rollout(algo, env, algo.greedy(params, t_env), key, num_episodes, greedy=True)[1]
 
     return evaluate
+
+
+def greedy_summary(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-lane means of greedy episode stats [lanes, episodes]."""
+    return {"eval/return": stats["return"].mean(1), "eval/win_rate": stats["won"].mean(1),
+            "eval/length": stats["length"].mean(1)}
+
+
+class DeviceBackend:
+    """Collects inside the compiled program: `jit(vmap(chunk))` over the lanes, sharded along their axis."""
+
+    def __init__(self, setup, on_trace: Callable[[], None] = lambda: None):
+        cfg, env, algo, sharding = setup.cfg, setup.env, setup.algo, setup.sharding
+        chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, setup.plan.updates_per_chunk)
+
+        def traced(runner):
+            on_trace()  # runs at trace time only: counts compilations of the chunk
+            return chunk(runner)
+
+        self._chunk = jax.jit(jax.vmap(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
+        self._eval = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)), out_shardings=sharding)
+        self._compiled = None
+
+    def compile(self, runner: RunnerState) -> float:
+        """Compiles the chunk for this state's shapes; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self._compiled = self._chunk.lower(runner).compile()
+        return time.perf_counter() - t0
+
+    def chunk(self, runner: RunnerState) -> tuple[RunnerState, dict[str, np.ndarray]]:
+        """One chunk for every lane: the new state and per-update metrics [lanes, updates] on the host."""
+        runner, metrics = self._compiled(runner)
+        return runner, jax.device_get(metrics)
+
+    def evaluate(self, runner: RunnerState, keys: jax.Array) -> dict[str, np.ndarray]:
+        """Greedy return, win rate and length per lane, at each lane's env-step count."""
+        return greedy_summary(jax.device_get(self._eval(runner.learner.params, keys, runner.learner.t_env)))

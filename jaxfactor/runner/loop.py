@@ -1,0 +1,216 @@
+"""The run loop, shared by every collector backend: chunks, logging, greedy-evaluation cadence, checkpoints,
+divergence checks and the summary. A backend (the device one in `runner/anakin.py`, a host one for
+simulators that cannot be jitted) only compiles and runs chunks and evaluates; everything else lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from jaxfactor import config as config_lib
+from jaxfactor.config import RunConfig
+from jaxfactor.errors import ConfigError
+from jaxfactor.runner import report
+from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, num_lanes, seed_keys, setup
+
+EVAL_STREAM = 0x5EED  # folded into the seeds' keys for greedy evaluation during training
+
+
+class Backend(Protocol):
+    def compile(self, runner: Any) -> float: ...
+
+    def chunk(self, runner: Any) -> tuple[Any, dict[str, np.ndarray]]: ...
+
+    def evaluate(self, runner: Any, keys: Any) -> dict[str, np.ndarray]: ...
+
+
+class Callback:
+    """Hooks into `run` for tests and experiments; every method is optional."""
+
+    def on_trace(self) -> None:
+        """The chunk program is being traced (once per compilation)."""
+
+    def on_start(self, runner: Any, backend: Backend) -> None:
+        """Before the first chunk, with the state training starts from."""
+
+    def on_chunk(self, chunk: int, record: dict[str, Any]) -> bool:
+        """After each chunk's log line; return True to stop there (the run still saves and reports)."""
+        return False
+
+    def on_checkpoint(self, step: int, checkpointer: Any) -> None:
+        """After a checkpoint was handed to the (asynchronous) checkpointer."""
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Every check that can fail before allocation: env/algo keys, devices, resume compatibility."""
+    setup(cfg)
+    _check_run_dir(cfg)
+
+
+def _check_run_dir(cfg: RunConfig) -> None:
+    """A fresh run never writes over another run's checkpoints; a resume must match its checkpoint."""
+    if cfg.resume is not None:
+        _check_resume(cfg)
+    elif any((Path(cfg.run_dir) / "checkpoints").glob("[0-9]*")):
+        raise ConfigError(f"run_dir={cfg.run_dir} already holds a run with checkpoints; allowed: resume={cfg.run_dir} "
+                          "to continue it, or another run_dir")
+
+
+def _check_resume(cfg: RunConfig) -> None:
+    """The latest checkpoint's own config must match, up to what a resume may change."""
+    from jaxfactor.checkpoint import Checkpointer, check_compatible
+
+    if Path(cfg.run_dir).resolve() != Path(cfg.resume).resolve():
+        raise ConfigError(f"resume={cfg.resume} continues that run in place; run_dir={cfg.run_dir} must be the same "
+                          "directory (leave run_dir unset)")
+    if not (Path(cfg.resume) / "checkpoints").is_dir():
+        raise ConfigError(f"resume={cfg.resume} is not a run directory with checkpoints (no checkpoints/ there)")
+    ckpt = Checkpointer(cfg.resume, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
+    try:
+        step, meta = ckpt.read_meta()
+    except ConfigError as e:
+        raise ConfigError(f"resume={cfg.resume}: {e}") from None
+    finally:
+        ckpt.close()
+    check_compatible(meta["config"], plain(cfg), f"{ckpt.directory}/{step}")
+
+
+def plain(cfg: RunConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(config_lib.to_dict(cfg)))
+
+
+def restore_lanes(ckpt, s: Setup, step: int | None = None):
+    """(runner, meta) of a checkpoint, read into the lanes' abstract shapes and shardings; empty replay buffers
+    only when the checkpoint was saved without them."""
+    import jax
+
+    from jaxfactor import buffers
+    from jaxfactor.runner.lanes import abstract_lanes
+
+    abstract = abstract_lanes(s.cfg, s.algo, s.sharding)
+    fields, meta = ckpt.restore(abstract, step)
+    if "buffer" not in fields:
+        capacity = s.cfg.algo.buffer_size
+        fields["buffer"] = jax.jit(jax.vmap(lambda _: buffers.init(s.algo.spec, capacity)),
+                                   out_shardings=s.sharding)(np.arange(num_lanes(s.cfg)))
+    return abstract.replace(**fields), meta
+
+
+def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callbacks: Sequence[Callback] = (),
+        overrides: list[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate and write outputs; returns the summary dict. `backend(setup, on_trace)` builds the
+    collector (default: the device backend)."""
+    import jax
+
+    from jaxfactor import buffers
+    from jaxfactor.checkpoint import Checkpointer
+    from jaxfactor.loggers import RunLogger
+    from jaxfactor.runner.anakin import DeviceBackend
+    from jaxfactor.runner.lanes import init_lanes
+
+    s = setup(cfg)
+    env, algo, plan, sharding = s.env, s.algo, s.plan, s.sharding
+    total = num_lanes(cfg)
+    buffers.check_memory(env.spec, cfg.algo.buffer_size, total, cfg.max_buffer_memory_fraction)
+    run_dir = Path(cfg.run_dir)
+    _check_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
+    if overrides is not None and cfg.resume is None:
+        (run_dir / "overrides.json").write_text(json.dumps(overrides))
+    collector = (backend or DeviceBackend)(s, lambda: [c.on_trace() for c in callbacks])
+
+    t_start = time.perf_counter()
+    ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
+    chunk_idx, train_s, wandb_id = 0, 0.0, None
+    if cfg.resume is not None:
+        runner, meta = restore_lanes(ckpt, s)
+        chunk_idx, train_s, wandb_id = meta["chunk"], meta["train_s"], meta.get("wandb_run_id")
+        print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
+              + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
+    else:
+        runner = init_lanes(cfg, algo, sharding)
+    compile_s = collector.compile(runner)
+    logger = RunLogger(cfg, run_dir, resume_chunk=chunk_idx if cfg.resume is not None else None,
+                       wandb_run_id=wandb_id)
+
+    def run_eval(index: int) -> dict[str, np.ndarray]:
+        return collector.evaluate(runner, jax.device_put(seed_keys(cfg, EVAL_STREAM, index), sharding))
+
+    def save(step: int) -> None:
+        ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
+                                 "wandb_run_id": logger.run_id, "config": plain(cfg)})
+        for c in callbacks:
+            c.on_checkpoint(step, ckpt)
+
+    for c in callbacks:
+        c.on_start(runner, collector)
+    bar = tqdm(total=cfg.total_timesteps, unit="step", disable=not cfg.progress, dynamic_ncols=True,
+               desc=f"{algo.name} {cfg.env.name} x{total}")
+    env_steps = np.asarray(jax.device_get(runner.learner.t_env), np.float64)
+    last_eval: dict[str, np.ndarray] = {}
+    diverged: dict[int, dict] = {}
+    while env_steps.min() < cfg.total_timesteps:
+        t0 = time.perf_counter()
+        runner, m = collector.chunk(runner)
+        train_s += time.perf_counter() - t0
+        chunk_idx += 1
+        for lane, keys in report.nonfinite_losses(m).items():
+            if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
+                diverged[lane] = {"chunk": chunk_idx, "losses": keys}
+                print(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
+                      f"{', '.join(keys)} not finite; its later metrics and results are NaN", file=sys.stderr,
+                      flush=True)
+        summary = report.chunk_summary(m)
+        env_steps = summary["env_steps"].astype(np.float64)
+        record: dict[str, Any] = {"chunk": chunk_idx, "env_steps": float(env_steps.mean()),
+                                  "perf/steps_per_s": float(env_steps.sum() / train_s), "perf/compile_s": compile_s}
+        if chunk_idx % plan.eval_every_chunks == 0 or env_steps.min() >= cfg.total_timesteps:
+            last_eval = run_eval(chunk_idx)
+            summary.update(last_eval)
+        record["aggregate"] = {k: report.aggregate(v) for k, v in summary.items() if np.isfinite(v).all()}
+        if len(cfg.grid) > 1:
+            record["grid"] = {grid_label(p): {k: report.aggregate(v) for k, v in block.items() if np.isfinite(v).all()}
+                              for p, block in grid_blocks(cfg, summary)}
+        record["per_seed"] = {k: v.tolist() for k, v in summary.items()}
+        logger.log(record)
+        bar.update(int(min(env_steps.mean(), cfg.total_timesteps) - bar.n))
+        bar.set_postfix(report.progress_postfix(summary, last_eval, record["perf/steps_per_s"], env.spec.has_win_flag))
+        if plan.checkpoint_every_chunks and chunk_idx % plan.checkpoint_every_chunks == 0:
+            save(chunk_idx)
+        if any([c.on_chunk(chunk_idx, record) for c in callbacks]):
+            break
+    bar.close()
+    save(chunk_idx)  # the final state: `jaxfactor.evaluate` and exact continuation read it
+    ckpt.close()
+    wall_s = time.perf_counter() - t_start
+
+    final = run_eval(10**6)
+    result: dict[str, Any] = {
+        "algo": algo.name, "env": cfg.env.name, "num_seeds": cfg.num_seeds, "seed": cfg.seed,
+        "env_steps": float(env_steps.mean()), "env_steps_per_seed": env_steps.tolist(),
+        "wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
+        "steps_per_s": float(env_steps.sum() / train_s) if train_s else 0.0, "chunks": chunk_idx,
+        "devices": len(sharding.mesh.devices.flat),
+        "final": report.final_stats(final, env.spec.has_win_flag),
+        "diverged_lanes": {str(lane): info for lane, info in sorted(diverged.items())},
+    }
+    if len(cfg.grid) > 1:
+        result["grid"] = [{"point": p, "label": grid_label(p), **report.final_stats(block, env.spec.has_win_flag)}
+                          for p, block in grid_blocks(cfg, final)]
+    if cfg.env.kind == "matrix":
+        from jaxfactor.matrix_study import matrix_summary
+
+        result["matrix"] = matrix_summary(env, algo, runner.learner.params, float(env_steps.min()))
+    (run_dir / "summary.json").write_text(json.dumps(result, indent=2))
+    logger.log_summary(result)
+    logger.close()
+    report.print_result(cfg, result, run_dir)
+    return result

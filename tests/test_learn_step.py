@@ -1,0 +1,184 @@
+"""The learn step is shared by every collector (issue 15): a plain Python host-style driver (envs stepped from
+Python one slot per call, the jitted `act` per slot, episodes written through the shared layout, then the
+shared learn step) ends bit-identical to the device chunk; invalid episodes are neither stored nor counted;
+experiments evaluate the parameters they train."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import make_cfg
+
+from jaxfactor import buffers
+from jaxfactor.runner.anakin import make_chunk, make_evaluate
+from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
+from jaxfactor.runner.lanes import build, init_lanes, seed_keys
+from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
+from jaxfactor.structs import EnvSpec, Episodes, Timestep
+
+
+class NumpyMatrixGame:
+    """A numpy twin of jaxfactor's one-step matrix game: one-hot step index as every observation and the state."""
+
+    def __init__(self, payoff: list):
+        self.payoff = np.asarray(payoff, np.float32)
+        self.n, self.a = self.payoff.ndim, self.payoff.shape[0]
+
+    def _seen(self, t: int) -> dict:
+        onehot = np.eye(2, dtype=np.float32)[t]
+        return {"obs": np.tile(onehot, (self.n, 1)), "state": onehot, "avail": np.ones((self.n, self.a), bool)}
+
+    def reset(self, key, t_env) -> dict:
+        return self._seen(0)
+
+    def step(self, key, actions) -> dict:
+        return {**self._seen(1), "reward": self.payoff[tuple(int(a) for a in actions)], "terminal": True, "won": False}
+
+
+class SteppedJaxEnv:
+    """A JAX env driven from Python like a simulator: its jitted reset/step, one env and one slot per call."""
+
+    def __init__(self, env):
+        self.env, self.state = env, None
+        self._reset, self._step = jax.jit(env.reset), jax.jit(env.step)
+
+    @staticmethod
+    def _dict(ts) -> dict:
+        return {k: np.asarray(getattr(ts, k)) for k in ("obs", "state", "avail", "reward", "terminal", "won")}
+
+    def reset(self, key, t_env) -> dict:
+        self.state, ts = self._reset(key, t_env)
+        return self._dict(ts)
+
+    def step(self, key, actions) -> dict:
+        self.state, ts = self._step(key, self.state, jnp.asarray(actions))
+        return self._dict(ts)
+
+
+def host_updates(algo, envs: list[list], runner: RunnerState, num_updates: int, batch_size: int) -> RunnerState:
+    """What a host backend does per update, for lanes x envs simulators driven from Python."""
+    S, E, L = len(envs), len(envs[0]), algo.spec.episode_limit
+    split_keys = jax.jit(jax.vmap(split_update_keys))
+    behaviour_of = jax.jit(jax.vmap(algo.behaviour))
+    key_stream = jax.jit(jax.vmap(lambda k: rollout_keys(k, E, L)))
+    act = jax.jit(jax.vmap(functools.partial(algo.act, greedy=False), in_axes=(0, 0, 0, None, 0)))
+    learn = jax.jit(jax.vmap(functools.partial(learn_step, algo, batch_size=batch_size)))
+    initial_actor = jax.vmap(lambda _: algo.initial_actor_state(E))(jnp.arange(S))
+    for _ in range(num_updates):
+        key, k_collect, k_learn = split_keys(runner.key)
+        behaviour = behaviour_of(runner.learner)
+        reset_keys, act_keys, env_keys = key_stream(k_collect)  # [S, E], [S, T], [S, T, E]
+        t_env = np.asarray(behaviour.t_env)
+        seen = [[envs[s][e].reset(reset_keys[s, e], t_env[s]) for e in range(E)] for s in range(S)]
+        writer, actor = EpisodeWriter(algo.spec, (S, E)), initial_actor
+        for t in range(L + 1):
+            stacked = {k: np.stack([[seen[s][e][k] for e in range(E)] for s in range(S)]) for k in ("obs", "state", "avail")}
+            ts = jax.tree.map(jnp.asarray, {**stacked, "reward": np.zeros((S, E), np.float32),
+                                            "terminal": np.zeros((S, E), bool), "won": np.zeros((S, E), bool)})
+            actions, actor = act(behaviour, actor, Timestep(**ts), jnp.full((E,), t == 0), act_keys[:, t])
+            actions = np.asarray(actions)
+            _, real = writer.flags(t)
+            outcome = {k: np.zeros((S, E), dtype) for k, dtype in (("reward", np.float32), ("terminal", bool),
+                                                                     ("won", bool))}
+            for s, e in zip(*np.nonzero(real)):  # only envs whose episode runs are stepped
+                result = envs[s][e].step(env_keys[s, t, e], actions[s, e])
+                for k in outcome:
+                    outcome[k][s, e] = result[k]
+                seen[s][e] = result
+            writer.write(t, stacked["obs"], stacked["state"], stacked["avail"], actions, **outcome)
+        learner, buffer, _ = learn(runner.learner, runner.buffer, writer.episodes(), writer.stats(),
+                                   np.ones((S, E), bool), k_learn)
+        runner = RunnerState(learner=learner, buffer=buffer, key=key)
+    return runner
+
+
+def key_data(tree):
+    return jax.tree.map(lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
+                        tree)
+
+
+@pytest.mark.parametrize("env_name", ["matrix_m3", "predator_prey_small"])
+def test_a_host_style_driver_ends_bit_identical_to_the_device_chunk(env_name):
+    cfg = make_cfg("algo=qmix", f"env={env_name}", "num_seeds=2", "algo.num_envs=4", "algo.batch_size=8",
+                   "algo.buffer_size=16", "algo.target_update_episodes=8")
+    env, algo, _ = build(cfg)
+    E, updates = cfg.algo.num_envs, 4
+    device, metrics = jax.jit(jax.vmap(make_chunk(algo, env, E, cfg.algo.batch_size, updates)))(init_lanes(cfg, algo))
+    assert (np.asarray(metrics["train/learning"])[:, 1:] == 1).all()  # the last three updates learned
+    if env_name.startswith("matrix"):
+        envs = [[NumpyMatrixGame(cfg.env.params["payoff"]) for _ in range(E)] for _ in range(cfg.num_seeds)]
+    else:
+        envs = [[SteppedJaxEnv(env) for _ in range(E)] for _ in range(cfg.num_seeds)]
+    host = host_updates(algo, envs, init_lanes(cfg, algo), updates, cfg.algo.batch_size)
+
+    for name in ("buffer", "key"):
+        for a, b in zip(jax.tree.leaves(key_data(getattr(host, name))), jax.tree.leaves(key_data(getattr(device, name)))):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    for counter in ("t_env", "episodes", "episodes_since_target", "num_updates"):
+        np.testing.assert_array_equal(getattr(host.learner, counter), getattr(device.learner, counter), err_msg=counter)
+    assert int(device.learner.num_updates.min()) == 3 and int(device.buffer.size.min()) == 16
+    for a, b in zip(jax.tree.leaves(host.learner.params), jax.tree.leaves(device.learner.params)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def tiny_episodes(num: int, spec: EnvSpec, lengths: list[int]) -> tuple[Episodes, dict]:
+    """`num` episodes whose obs carry their index, with the given numbers of real steps (then a bootstrap slot)."""
+    T = spec.episode_limit + 1
+    t = np.arange(T)[None]
+    length = np.asarray(lengths)[:, None]
+    ids = np.arange(num, dtype=np.float32)[:, None, None, None]
+    episodes = Episodes(obs=np.broadcast_to(ids, (num, T, spec.num_agents, spec.obs_dim)).copy(),
+                        state=np.zeros((num, T, spec.state_dim), np.float32),
+                        avail=np.ones((num, T, spec.num_agents, spec.num_actions), bool),
+                        actions=np.zeros((num, T, spec.num_agents), np.int32),
+                        reward=(t < length).astype(np.float32), terminal=(t == length - 1),
+                        filled=t <= length)
+    stats = {"return": length[:, 0].astype(np.float32), "length": length[:, 0].astype(np.int32),
+             "won": np.zeros(num, np.float32)}
+    return episodes, stats
+
+
+def test_an_invalid_episode_is_neither_stored_nor_counted():
+    cfg = make_cfg("algo=qmix", "env=predator_prey_small", "num_seeds=1", "algo.buffer_size=8", "algo.batch_size=2")
+    _, algo, _ = build(cfg)
+    state = jax.tree.map(lambda x: x[0], init_lanes(cfg, algo))
+    episodes, stats = tiny_episodes(4, algo.spec, [3, 50, 7, 9])
+    valid = np.array([True, False, True, True])  # episode 1 came from a crashed simulator
+    step = jax.jit(functools.partial(learn_step, algo, batch_size=cfg.algo.batch_size))
+    _, k_learn = jax.random.split(jax.random.key(0))
+    learner, buffer, metrics = step(state.learner, state.buffer, episodes, stats, valid, jnp.stack([k_learn, k_learn]))
+    assert int(buffer.size) == 3 and int(buffer.insert_pos) == 3
+    np.testing.assert_array_equal(np.asarray(buffer.data.obs)[:4, 0, 0, 0], [0, 2, 3, 0])  # contiguous, 1 left out
+    assert not np.asarray(buffer.data.filled)[3].any()  # the slot after them is still empty
+    assert int(learner.t_env) == 3 + 7 + 9 and int(learner.episodes) == 3 and int(learner.episodes_since_target) == 3
+    np.testing.assert_allclose(metrics["rollout/length"], (3 + 7 + 9) / 3)  # rollout metrics over valid episodes
+    assert int(metrics["env_steps"]) == 19 and float(metrics["train/learning"]) == 1.0
+    # Nothing valid: nothing stored, nothing counted, no rollout statistics to report.
+    learner, buffer2, metrics = step(learner, buffer, episodes, stats, np.zeros(4, bool), jnp.stack([k_learn, k_learn]))
+    assert int(buffer2.size) == 3 and int(learner.t_env) == 19 and int(learner.episodes) == 3
+    assert np.isnan(metrics["rollout/return"])
+    for a, b in zip(jax.tree.leaves(buffer.data), jax.tree.leaves(buffer2.data)):
+        np.testing.assert_array_equal(a, b)
+    # The buffer's own insert: FIFO wrap-around keeps only valid rows.
+    spec = algo.spec
+    buf = buffers.add(buffers.init(spec, 4), *tiny_episodes(4, spec, [1, 1, 1, 1])[:1], jnp.array([1, 0, 1, 1], bool))
+    buf = buffers.add(buf, *tiny_episodes(4, spec, [1, 1, 1, 1])[:1], jnp.array([0, 1, 1, 0], bool))
+    np.testing.assert_array_equal(np.asarray(buf.data.obs)[:, 0, 0, 0], [2, 2, 3, 1])
+    assert int(buf.size) == 4 and int(buf.insert_pos) == 1
+
+
+def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
+    from experiments.learning import UNTRAINED_STREAM, untrained_then_trained
+
+    cfg = make_cfg("algo=qmix", "env=matrix_m0", "num_seeds=2", "total_timesteps=600", "log_every_steps=300",
+                   "algo.batch_size=32", run_dir=str(tmp_path / "run"))
+    report = untrained_then_trained(cfg)
+    env, algo, _ = build(cfg)
+    initial = init_lanes(cfg, algo).learner.params  # what `run` trains from
+    for a, b in zip(jax.tree.leaves(report["untrained_params"]), jax.tree.leaves(initial)):
+        np.testing.assert_array_equal(a, b)
+    stats = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)))(initial, seed_keys(cfg, UNTRAINED_STREAM))
+    np.testing.assert_array_equal(report["untrained"]["return"], np.asarray(stats["return"]).mean(1))
+    assert report["trained"]["return"] == [12.0, 12.0] != report["untrained"]["return"]  # M0's optimum after training
