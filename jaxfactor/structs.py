@@ -67,9 +67,8 @@ class Episodes:
 
     @property
     def mask(self) -> jax.Array:
-        """m_t = f_t (1 - d_{t-1}) for t = 0..T-2 (ALGORITHMS.md §1.2): 1 exactly on real transitions."""
-        f = self.filled[:, :-1].astype(jnp.float32)
-        d_prev = jnp.concatenate(
-            [jnp.zeros_like(self.terminal[:, :1]), self.terminal[:, :-2]], axis=1
-        ).astype(jnp.float32)
-        return f * (1.0 - d_prev)
+        """m_t for t = 0..T-2: 1 exactly on real transitions, i.e. where slot t+1 is filled (a real step always
+        leaves a next observation). Equal to ALGORITHMS.md §1.2's m_t = f_t (1 - d_{t-1}) on episodes that end by
+        termination or at the limit, and also right after a truncation before the limit, whose bootstrap slot
+        is filled but is not a transition."""
+        return self.filled[:, 1:].astype(jnp.float32)

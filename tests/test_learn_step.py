@@ -1,7 +1,7 @@
 """The learn step is shared by every collector (issue 15): a plain Python host-style driver (envs stepped from
 Python one slot per call, the jitted `act` per slot, episodes written through the shared layout, then the
 shared learn step) ends bit-identical to the device chunk; invalid episodes are neither stored nor counted;
-experiments evaluate the parameters they train."""
+the layout's truncation bootstraps like the time limit; experiments evaluate the parameters they train."""
 
 import functools
 
@@ -12,6 +12,7 @@ import pytest
 from conftest import make_cfg
 
 from jaxfactor import buffers
+from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.runner.anakin import make_chunk, make_evaluate
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import build, init_lanes, seed_keys
@@ -167,6 +168,33 @@ def test_an_invalid_episode_is_neither_stored_nor_counted():
     buf = buffers.add(buf, *tiny_episodes(4, spec, [1, 1, 1, 1])[:1], jnp.array([0, 1, 1, 0], bool))
     np.testing.assert_array_equal(np.asarray(buf.data.obs)[:, 0, 0, 0], [2, 2, 3, 1])
     assert int(buf.size) == 4 and int(buf.insert_pos) == 1
+
+
+def test_a_truncation_before_the_limit_ends_like_the_limit():
+    """The layout stores a truncated episode's bootstrap slot as filled but not a transition, and its last real
+    transition bootstraps fully from it; a terminal at the same step does not bootstrap."""
+    spec = EnvSpec(num_agents=1, obs_dim=1, state_dim=1, num_actions=2, episode_limit=4, has_win_flag=False)
+    writer = EpisodeWriter(spec, (2,))
+    truncate_at = 1  # env 0: truncated on its 2nd step; env 1: terminates there
+    for t in range(5):
+        filled, real = writer.flags(t)
+        obs = np.full((2, 1, 1), t, np.float32)
+        writer.write(t, obs, obs[:, 0], np.ones((2, 1, 2), bool), np.zeros((2, 1), np.int32),
+                     reward=np.array([t + 1.0, t + 1.0]), terminal=np.array([False, t == truncate_at]), won=False,
+                     truncated=np.array([t == truncate_at, False]))
+    ep = writer.episodes()
+    np.testing.assert_array_equal(ep.filled, [[1, 1, 1, 0, 0]] * 2)  # two real steps, then the bootstrap slot
+    np.testing.assert_array_equal(ep.terminal, [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(writer.stats()["length"], [2, 2])
+    mask = np.asarray(Episodes(**{k: jnp.asarray(v) for k, v in vars(ep).items()}).mask)
+    np.testing.assert_array_equal(mask, [[1, 1, 0, 0]] * 2)
+    q_bar = jnp.array([[10.0, 20.0, 30.0, 99.0, 99.0]] * 2)  # slots 3-4 are unfilled: never read
+    y = td_lambda_targets(jnp.asarray(ep.reward[:, :-1]), jnp.asarray(ep.terminal[:, :-1]), jnp.asarray(mask), q_bar,
+                          0.5, 0.5)
+    # truncated: y_1 = r_1 + g Qbar_2 = 2 + 15 = 17; y_0 = r_0 + g[(1-l) Qbar_1 + l y_1] = 1 + 0.5 (10 + 8.5)
+    np.testing.assert_allclose(np.asarray(y)[0, :2], [10.25, 17.0])
+    # terminal: y_1 = r_1 = 2; y_0 = 1 + 0.5 (0.5 * 20 + 0.5 * 2) = 6.5
+    np.testing.assert_allclose(np.asarray(y)[1, :2], [6.5, 2.0])
 
 
 def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
