@@ -10,8 +10,11 @@ there is no env state to save. Steps are chunk indices: the host loop saves at c
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
+import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 
@@ -76,6 +79,30 @@ def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], sourc
                           f"allowed to change on resume: {', '.join(RESUMABLE_CHANGES)}")
 
 
+def _from_a_failed_read(unraisable: Any) -> bool:
+    """Left behind by a failed orbax read: tensorstore callbacks into orbax's closed event loop."""
+    if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
+        return True
+    frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+    return any("orbax" in f.filename or "tensorstore" in f.filename for f in frames)
+
+
+def _quiet_failed_reads() -> None:
+    """A failed read's stragglers print thousands of traceback lines that say nothing the one-line notice does
+    not; drop them (and asyncio's "Task exception was never retrieved") for the rest of the process."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    previous = sys.unraisablehook
+    if getattr(previous, "jaxfactor_quiet", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if not _from_a_failed_read(unraisable):
+            previous(unraisable)
+
+    hook.jaxfactor_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 class Checkpointer:
     """orbax CheckpointManager over <run_dir>/checkpoints, one step per saved chunk."""
 
@@ -85,6 +112,7 @@ class Checkpointer:
         self._ocp = ocp
         self.directory = Path(run_dir).resolve() / "checkpoints"
         self.include_buffer = include_buffer
+        self._last_saved: int | None = None
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
             item_names=("state", "meta"))
@@ -95,15 +123,18 @@ class Checkpointer:
             fields.pop("buffer")
         return fields
 
-    def save(self, step: int, runner: Any, meta: dict[str, Any]) -> None:
-        """Saves (host copies first: the runner's device buffers are donated to the next chunk)."""
-        if step in self.manager.all_steps():
-            return
+    def save(self, step: int, runner: Any, meta: dict[str, Any]) -> bool:
+        """Saves (host copies first: the runner's device buffers are donated to the next chunk); False when the
+        step is saved already."""
+        if step in self.manager.all_steps() or step == self._last_saved:  # the latter may still be writing
+            return False
+        self._last_saved = step
         ocp = self._ocp
         meta = {**meta, "format": FORMAT, "jaxfactor_version": jaxfactor.__version__,
                 "jax_version": jax.__version__, "has_buffer": self.include_buffer}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(to_host(self._tree(runner))),
                                                          meta=ocp.args.JsonSave(meta)))
+        return True
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -111,39 +142,86 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:
-        """(step, meta) of `step` (default: the latest), checked for this version's format."""
-        ocp = self._ocp
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise ConfigError(f"no checkpoint under {self.directory}")
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    def _meta(self, step: int) -> dict[str, Any]:
+        meta = self.manager.restore(step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
         if meta.get("format") != FORMAT:
             raise ConfigError(f"checkpoint format {meta.get('format')} in {self.directory} is not "
                               f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
                               f"{jaxfactor.__version__}")
+        return meta
+
+    def _newest_readable(self, step: int | None, read: Callable[[int, dict], Any], set_aside: bool = False
+                         ) -> tuple[int, Any, dict]:
+        """(step, read(step, meta), meta) of `step`, or of the newest checkpoint that reads: a damaged newer one is
+        passed over with a one-line notice (and, with `set_aside`, renamed to <step>.unreadable so that the
+        continuing run saves that step again)."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
+            raise ConfigError(f"no checkpoint under {self.directory}")
+        if step is not None:
+            if step not in steps:
+                raise ConfigError(f"step={step} is not a checkpoint under {self.directory}; allowed: "
+                                  f"{', '.join(map(str, sorted(steps)))}")
+            steps = [step]
+        damaged = []
+        _quiet_failed_reads()  # installed before reading: a failed read's stragglers start before it raises
+        for s in steps:
+            try:
+                meta = self._meta(s)
+                value = read(s, meta)
+            except ConfigError:
+                raise
+            except Exception as e:  # unreadable files: try the previous checkpoint
+                first = (str(e).strip().splitlines() or [""])[0][:120]
+                damaged.append(f"{s} ({type(e).__name__}: {first})")
+                continue
+            if damaged:
+                aside = ""
+                if set_aside:
+                    for bad in steps[:steps.index(s)]:
+                        target = self.directory / f"{bad}.unreadable"
+                        while target.exists():
+                            target = target.with_name(target.name + "+")
+                        (self.directory / str(bad)).rename(target)
+                    self.manager.reload()
+                    aside = " (renamed to <step>.unreadable)"
+                print(f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
+                      f"{aside}; using checkpoint {s}", file=sys.stderr, flush=True)
+            return s, value, meta
+        raise ConfigError(f"no readable checkpoint under {self.directory}: {'; '.join(damaged)}")
+
+    def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:
+        """(step, meta) of `step` (default: the newest readable), checked for this version's format."""
+        step, _, meta = self._newest_readable(step, lambda s, meta: None)
         return step, meta
 
     def restore(self, abstract: Any, step: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """({field: restored subtree}, meta) of `step` (default: the latest), read straight into arrays of the
-        shapes, dtypes and shardings of `abstract` (a ShapeDtypeStruct runner tree, e.g. `abstract_lanes`):
+        """({field: restored subtree}, meta) of `step` (default: the newest readable), read straight into arrays
+        of the shapes, dtypes and shardings of `abstract` (a ShapeDtypeStruct runner tree, e.g. `abstract_lanes`):
         nothing is allocated twice. Without saved buffers the "buffer" field is absent."""
         ocp = self._ocp
-        step, meta = self.read_meta(step)
         fields = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)}
-        if not meta["has_buffer"]:
-            fields.pop("buffer")
-        args = ocp.args.Composite(state=ocp.args.StandardRestore(key_data_target(fields)))
-        return wrap_keys(self.manager.restore(step, args=args)["state"], fields), meta
+
+        def read(s: int, meta: dict) -> dict[str, Any]:
+            target = {k: v for k, v in fields.items() if k != "buffer" or meta["has_buffer"]}
+            args = ocp.args.Composite(state=ocp.args.StandardRestore(key_data_target(target)))
+            return wrap_keys(self.manager.restore(s, args=args)["state"], target)
+
+        _, restored, meta = self._newest_readable(step, read, set_aside=True)
+        return restored, meta
 
     def restore_params(self, abstract_params: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """(learner parameters, meta) only: the rest of the saved state (replay above all) is never read."""
         ocp = self._ocp
-        step, meta = self.read_meta(step)
         item = {"learner": {"params": abstract_params}}
-        args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
-            item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
-        return self.manager.restore(step, args=args)["state"]["learner"]["params"], meta
+
+        def read(s: int, meta: dict) -> Any:
+            args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
+            return self.manager.restore(s, args=args)["state"]["learner"]["params"]
+
+        _, params, meta = self._newest_readable(step, read)
+        return params, meta
 
     def close(self) -> None:
         self.manager.wait_until_finished()

@@ -16,6 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from jaxfactor.config import RunConfig, to_dict
+from jaxfactor.errors import ConfigError
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl. A last line cut short (the process died while writing it) is dropped with
+    a one-line notice; damage anywhere else is a one-line error."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ConfigError(f"{path} line {i + 1} is not a JSON record; the file is damaged") from None
+            print(f"jaxfactor: {path}: dropping its last line, cut short ({len(line)} characters)", file=sys.stderr)
+    return records
 
 
 def _has_wandb_login() -> bool:
@@ -37,11 +53,11 @@ class RunLogger:
                  wandb_run_id: str | None = None):
         self.cfg, self.run_dir = cfg, run_dir
         path = run_dir / "metrics.jsonl"
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["chunk"] <= resume_chunk] \
+        kept = [r for r in read_metrics(path) if r["chunk"] <= resume_chunk] \
             if resume_chunk is not None and path.exists() else []
         self.file = path.open("w")
-        for line in kept:  # a resume drops what was logged after the checkpoint and logs it again
-            self.file.write(line + "\n")
+        for record in kept:  # a resume drops what was logged after the checkpoint and logs it again
+            self.file.write(json.dumps(record) + "\n")
         self.run = self._start_wandb(wandb_run_id) if cfg.logger.kind == "wandb" else None
 
     @property

@@ -24,8 +24,10 @@ def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray,
     metrics_file, config_file = run_dir / "metrics.jsonl", run_dir / "config.json"
     if not metrics_file.exists() or not config_file.exists():
         raise ConfigError(f"{run_dir} is not a run directory (needs metrics.jsonl and config.json)")
+    from jaxfactor.loggers import read_metrics
+
     config = json.loads(config_file.read_text())
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    records = read_metrics(metrics_file)
     points = [r for r in records if metric in r["per_seed"]]
     if not points:
         known = sorted({k for r in records for k in r["per_seed"]})

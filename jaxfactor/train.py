@@ -3,6 +3,9 @@
 The command line: compose configs/ (Hydra), type and validate the config (one-line errors before anything
 is allocated), then hand it to the run loop (`jaxfactor.runner.loop.run`), which trains `num_seeds` seeds
 in one compiled program and writes config.json, metrics.jsonl, checkpoints and summary.json to `run_dir`.
+
+Exit codes: 0 done; 2 bad input (one `jaxfactor: error:` line); 3 every lane (seed x grid point) diverged;
+130 / 143 stopped by SIGINT / SIGTERM after checkpointing (continue with resume=<run_dir>).
 """
 
 from __future__ import annotations
@@ -36,9 +39,15 @@ def _hydra_entry() -> None:
             typed = dataclasses.replace(typed, run_dir=f"{typed.run_dir}-job{hydra_cfg.job.num}")
         from jaxfactor.runner.loop import run
 
-        return run(typed, overrides=list(hydra_cfg.overrides.task))["final"]["eval_return_mean"]
+        result = run(typed, overrides=list(hydra_cfg.overrides.task))
+        if result["all_lanes_diverged"] and hydra_cfg.mode == RunMode.RUN:
+            sys.exit(ALL_DIVERGED)  # a multirun goes on with its other jobs; their summaries tell
+        return result["final"]["eval_return_mean"]
 
     _main()
+
+
+ALL_DIVERGED = 3
 
 
 def _with_resume(overrides: list[str]) -> list[str]:
@@ -56,7 +65,7 @@ def _with_resume(overrides: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
     from jaxfactor.cli import load_config
-    from jaxfactor.runner.loop import preflight
+    from jaxfactor.runner.loop import RunInterrupted, preflight
 
     argv = sys.argv[1:] if argv is None else list(argv)
     info_only = any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith(("--cfg", "-c"))
@@ -80,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"jaxfactor: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as e:
+        print(f"jaxfactor: {e.message}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # before training started (validation, compilation): nothing to save
+        print("jaxfactor: interrupted before training started; nothing was saved", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ def host_updates(algo, envs: list[list], runner: RunnerState, num_updates: int, 
         seen = [[envs[s][e].reset(reset_keys[s, e], t_env[s]) for e in range(E)] for s in range(S)]
         writer, actor = EpisodeWriter(algo.spec, (S, E)), initial_actor
         for t in range(L + 1):
-            stacked = {k: np.stack([[seen[s][e][k] for e in range(E)] for s in range(S)]) for k in ("obs", "state", "avail")}
+            stacked = {k: np.stack([[seen[s][e][k] for e in range(E)] for s in range(S)])
+                       for k in ("obs", "state", "avail")}
             ts = jax.tree.map(jnp.asarray, {**stacked, "reward": np.zeros((S, E), np.float32),
                                             "terminal": np.zeros((S, E), bool), "won": np.zeros((S, E), bool)})
             actions, actor = act(behaviour, actor, Timestep(**ts), jnp.full((E,), t == 0), act_keys[:, t])
@@ -115,7 +116,8 @@ def test_a_host_style_driver_ends_bit_identical_to_the_device_chunk(env_name):
     host = host_updates(algo, envs, init_lanes(cfg, algo), updates, cfg.algo.batch_size)
 
     for name in ("buffer", "key"):
-        for a, b in zip(jax.tree.leaves(key_data(getattr(host, name))), jax.tree.leaves(key_data(getattr(device, name)))):
+        host_leaves, device_leaves = (jax.tree.leaves(key_data(getattr(r, name))) for r in (host, device))
+        for a, b in zip(host_leaves, device_leaves):
             np.testing.assert_array_equal(a, b, err_msg=name)
     for counter in ("t_env", "episodes", "episodes_since_target", "num_updates"):
         np.testing.assert_array_equal(getattr(host.learner, counter), getattr(device.learner, counter), err_msg=counter)
@@ -207,6 +209,7 @@ def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
     initial = init_lanes(cfg, algo).learner.params  # what `run` trains from
     for a, b in zip(jax.tree.leaves(report["untrained_params"]), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(a, b)
-    stats = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)))(initial, seed_keys(cfg, UNTRAINED_STREAM))
+    evaluate = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)))
+    stats = evaluate(initial, seed_keys(cfg, UNTRAINED_STREAM))
     np.testing.assert_array_equal(report["untrained"]["return"], np.asarray(stats["return"]).mean(1))
     assert report["trained"]["return"] == [12.0, 12.0] != report["untrained"]["return"]  # M0's optimum after training

@@ -3,6 +3,7 @@ two host devices, GIF rendering and learning-curve plots."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,22 @@ run(load_config(sys.argv[1:]), overrides=sys.argv[1:], callbacks=[KillAfterCheck
 """
 
 
+# The CLI itself (`jaxfactor.train.main`), with a callback that sends the process a real SIGINT while the
+# checkpoint of chunk 4 is being written (orbax writes asynchronously).
+INTERRUPTED_CLI = """
+import os, signal, sys
+import jaxfactor.runner.loop as loop
+class InterruptDuringCheckpoint(loop.Callback):
+    def on_checkpoint(self, step, checkpointer):
+        if step >= 4:
+            os.kill(os.getpid(), signal.SIGINT)
+real_run = loop.run
+loop.run = lambda cfg, **kw: real_run(cfg, callbacks=[InterruptDuringCheckpoint()], **kw)
+from jaxfactor.train import main
+main(sys.argv[1:])
+"""
+
+
 def _final_state(run_dir: Path):
     ckpt = Checkpointer(run_dir, 2, True)
     state, meta = restore_lanes(ckpt, setup(make_cfg(*SHORT, run_dir=str(run_dir))))
@@ -55,9 +72,16 @@ def _per_seed_lines(run_dir: Path) -> list[dict]:
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _assert_same_run(run_dir: Path, reference: dict, reference_dir: Path) -> None:
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["final"] == reference["final"] and resumed["matrix"] == reference["matrix"]
+    assert resumed["chunks"] == reference["chunks"] == 8
+    assert _per_seed_lines(run_dir) == _per_seed_lines(reference_dir)  # chunks 5..8 re-logged, 1..4 kept
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
+@pytest.mark.timeout(900)
+def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_an_uninterrupted_run(tmp_path, capfd):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = run(make_cfg(*SHORT, run_dir=str(whole)))
 
@@ -81,10 +105,7 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
     out = _train_cli(f"resume={killed}", "progress=false")  # the run's own overrides are reused
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resumed" in out.stdout and "at chunk 4" in out.stdout
-    resumed = json.loads((killed / "summary.json").read_text())
-    assert resumed["final"] == reference["final"] and resumed["matrix"] == reference["matrix"]
-    assert resumed["chunks"] == reference["chunks"] == 8
-    assert _per_seed_lines(killed) == _per_seed_lines(whole)  # chunks 5..8 re-logged, 1..4 kept
+    _assert_same_run(killed, reference, whole)
     a, meta_a = _final_state(whole)
     b, meta_b = _final_state(killed)
     assert meta_a["chunk"] == meta_b["chunk"] == 8
@@ -92,6 +113,38 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(tmp_path, capfd):
         x.dtype, jax.dtypes.prng_key) else x, jax.random.key_data(y) if jax.dtypes.issubdtype(
         y.dtype, jax.dtypes.prng_key) else y)), a, b)
     assert all(jax.tree.leaves(same)), "parameters, optimiser states, buffers and keys must be bit-identical"
+
+    # Ctrl-C while checkpoint 4 is being written: the write completes, one line, exit 130, no traceback.
+    interrupted = tmp_path / "interrupted"
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CLI, *SHORT, f"run_dir={interrupted}", "progress=false"],
+                         capture_output=True, text=True, timeout=300, env=ENV)
+    assert out.returncode == 130, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == f"jaxfactor: interrupted at 2016 env steps per seed (chunk 4, checkpointed); continue with " \
+                   f"resume={interrupted}", last
+    assert sorted(p.name for p in (interrupted / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
+    assert not (interrupted / "summary.json").exists()
+    out = _train_cli(f"resume={interrupted}", "progress=false")
+    assert out.returncode == 0 and "at chunk 4" in out.stdout, out.stderr[-2000:]
+    _assert_same_run(interrupted, reference, whole)
+
+    # Damage: the newest checkpoint's files cut in half, metrics.jsonl's last line cut short (a crash mid-write).
+    damaged = tmp_path / "damaged"
+    shutil.copytree(killed, damaged)
+    for data in (damaged / "checkpoints" / "8" / "state").rglob("d/*"):
+        data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    metrics = (damaged / "metrics.jsonl").read_text()
+    (damaged / "metrics.jsonl").write_text(metrics[:len(metrics) - 200])
+    out = _train_cli(f"resume={damaged}", "progress=false")
+    assert out.returncode == 0, out.stderr[-2000:]
+    notices = [line for line in out.stderr.splitlines() if line.startswith("jaxfactor:")]
+    assert any("checkpoint(s) 8 (" in line and "could not be read" in line and line.endswith("using checkpoint 4")
+               for line in notices), notices
+    assert any("metrics.jsonl: dropping its last line, cut short" in line for line in notices), notices
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert (damaged / "checkpoints" / "8.unreadable").is_dir() and "at chunk 4" in out.stdout
+    _assert_same_run(damaged, reference, whole)
 
 
 def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_logs_to_wandb_offline(

@@ -6,7 +6,10 @@ simulators that cannot be jitted) only compiles and runs chunks and evaluates; e
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -29,6 +32,40 @@ class Backend(Protocol):
     def chunk(self, runner: Any) -> tuple[Any, dict[str, np.ndarray]]: ...
 
     def evaluate(self, runner: Any, keys: Any) -> dict[str, np.ndarray]: ...
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run; `exit_code` is 130 or 143 (128 + the signal)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code, self.message = 128 + signum, message
+
+
+class StopOnSignal:
+    """While active, the first SIGINT/SIGTERM asks the loop to stop at the end of the running chunk (it then
+    checkpoints, waits for every write and raises RunInterrupted); a second one ends the process at once."""
+
+    def __enter__(self) -> "StopOnSignal":
+        self.signum: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signum is not None:  # at once: a write in flight stays a temporary directory that nothing reads
+            print(f"jaxfactor: {name} again: abandoned the run; resume= continues from its last complete checkpoint",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.signum = signum
+        print(f"jaxfactor: {name}: stopping after the running chunk and its checkpoint ({name} again abandons them)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class Callback:
@@ -129,10 +166,11 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
 
     t_start = time.perf_counter()
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
-    chunk_idx, train_s, wandb_id = 0, 0.0, None
+    chunk_idx, train_s, wandb_id, diverged = 0, 0.0, None, {}
     if cfg.resume is not None:
         runner, meta = restore_lanes(ckpt, s)
         chunk_idx, train_s, wandb_id = meta["chunk"], meta["train_s"], meta.get("wandb_run_id")
+        diverged = {int(lane): info for lane, info in meta.get("diverged_lanes", {}).items()}
         print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
               + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
     else:
@@ -145,70 +183,81 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
         return collector.evaluate(runner, jax.device_put(seed_keys(cfg, EVAL_STREAM, index), sharding))
 
     def save(step: int) -> None:
-        ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
-                                 "wandb_run_id": logger.run_id, "config": plain(cfg)})
-        for c in callbacks:
-            c.on_checkpoint(step, ckpt)
+        if ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
+                                    "wandb_run_id": logger.run_id, "config": plain(cfg),
+                                    "diverged_lanes": report.lanes_json(diverged)}):
+            for c in callbacks:
+                c.on_checkpoint(step, ckpt)
 
     for c in callbacks:
         c.on_start(runner, collector)
     bar = tqdm(total=cfg.total_timesteps, unit="step", disable=not cfg.progress, dynamic_ncols=True,
                desc=f"{algo.name} {cfg.env.name} x{total}")
     env_steps = np.asarray(jax.device_get(runner.learner.t_env), np.float64)
+    bar.update(int(min(env_steps.mean(), cfg.total_timesteps)))  # a resume starts where its checkpoint was
     last_eval: dict[str, np.ndarray] = {}
-    diverged: dict[int, dict] = {}
-    while env_steps.min() < cfg.total_timesteps:
-        t0 = time.perf_counter()
-        runner, m = collector.chunk(runner)
-        train_s += time.perf_counter() - t0
-        chunk_idx += 1
-        for lane, keys in report.nonfinite_losses(m).items():
-            if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
-                diverged[lane] = {"chunk": chunk_idx, "losses": keys}
-                print(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
-                      f"{', '.join(keys)} not finite; its later metrics and results are NaN", file=sys.stderr,
-                      flush=True)
-        summary = report.chunk_summary(m)
-        env_steps = summary["env_steps"].astype(np.float64)
-        record: dict[str, Any] = {"chunk": chunk_idx, "env_steps": float(env_steps.mean()),
-                                  "perf/steps_per_s": float(env_steps.sum() / train_s), "perf/compile_s": compile_s}
-        if chunk_idx % plan.eval_every_chunks == 0 or env_steps.min() >= cfg.total_timesteps:
-            last_eval = run_eval(chunk_idx)
-            summary.update(last_eval)
-        record["aggregate"] = {k: report.aggregate(v) for k, v in summary.items() if np.isfinite(v).all()}
-        if len(cfg.grid) > 1:
-            record["grid"] = {grid_label(p): {k: report.aggregate(v) for k, v in block.items() if np.isfinite(v).all()}
-                              for p, block in grid_blocks(cfg, summary)}
-        record["per_seed"] = {k: v.tolist() for k, v in summary.items()}
-        logger.log(record)
-        bar.update(int(min(env_steps.mean(), cfg.total_timesteps) - bar.n))
-        bar.set_postfix(report.progress_postfix(summary, last_eval, record["perf/steps_per_s"], env.spec.has_win_flag))
-        if plan.checkpoint_every_chunks and chunk_idx % plan.checkpoint_every_chunks == 0:
-            save(chunk_idx)
-        if any([c.on_chunk(chunk_idx, record) for c in callbacks]):
-            break
-    bar.close()
-    save(chunk_idx)  # the final state: `jaxfactor.evaluate` and exact continuation read it
-    ckpt.close()
+    with StopOnSignal() as stop:
+        while env_steps.min() < cfg.total_timesteps and stop.signum is None:
+            t0 = time.perf_counter()
+            runner, m = collector.chunk(runner)
+            train_s += time.perf_counter() - t0
+            chunk_idx += 1
+            for lane, keys in report.nonfinite_losses(m).items():
+                if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
+                    diverged[lane] = {"chunk": chunk_idx, "losses": keys}
+                    print(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
+                          f"{', '.join(keys)} not finite; it is left out of every aggregate and result",
+                          file=sys.stderr, flush=True)
+            summary = report.chunk_summary(m)
+            env_steps = summary["env_steps"].astype(np.float64)
+            record: dict[str, Any] = {"chunk": chunk_idx, "env_steps": float(env_steps.mean()),
+                                      "perf/steps_per_s": float(env_steps.sum() / train_s),
+                                      "perf/compile_s": compile_s}
+            if chunk_idx % plan.eval_every_chunks == 0 or env_steps.min() >= cfg.total_timesteps:
+                last_eval = run_eval(chunk_idx)
+                summary.update(last_eval)
+            healthy = ~report.diverged_mask(diverged, total)
+            record["aggregate"] = report.aggregates(summary, healthy)
+            if len(cfg.grid) > 1:
+                record["grid"] = {grid_label(p): report.aggregates(block, lanes["ok"]) for (p, block), (_, lanes) in
+                                  zip(grid_blocks(cfg, summary), grid_blocks(cfg, {"ok": healthy}))}
+            record["per_seed"] = {k: v.tolist() for k, v in summary.items()}
+            logger.log(record)
+            bar.update(int(min(env_steps.mean(), cfg.total_timesteps) - bar.n))
+            bar.set_postfix(report.progress_postfix(summary, last_eval, record["perf/steps_per_s"],
+                                                    env.spec.has_win_flag))
+            if plan.checkpoint_every_chunks and chunk_idx % plan.checkpoint_every_chunks == 0:
+                save(chunk_idx)
+            if any([c.on_chunk(chunk_idx, record) for c in callbacks]):
+                break
+        bar.close()
+        save(chunk_idx)  # the final state: `jaxfactor.evaluate` and exact continuation read it
+        ckpt.close()  # waits for the writes, also when a signal asked to stop
+    if stop.signum is not None:
+        logger.close()
+        raise RunInterrupted(stop.signum, f"interrupted at {env_steps.mean():.0f} env steps per seed (chunk "
+                                          f"{chunk_idx}, checkpointed); continue with resume={run_dir}")
     wall_s = time.perf_counter() - t_start
 
     final = run_eval(10**6)
+    is_diverged = report.diverged_mask(diverged, total)
     result: dict[str, Any] = {
         "algo": algo.name, "env": cfg.env.name, "num_seeds": cfg.num_seeds, "seed": cfg.seed,
         "env_steps": float(env_steps.mean()), "env_steps_per_seed": env_steps.tolist(),
         "wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
         "steps_per_s": float(env_steps.sum() / train_s) if train_s else 0.0, "chunks": chunk_idx,
         "devices": len(sharding.mesh.devices.flat),
-        "final": report.final_stats(final, env.spec.has_win_flag),
-        "diverged_lanes": {str(lane): info for lane, info in sorted(diverged.items())},
+        "final": report.final_stats(final, env.spec.has_win_flag, is_diverged),
+        "diverged_lanes": report.lanes_json(diverged), "all_lanes_diverged": bool(is_diverged.all()),
     }
     if len(cfg.grid) > 1:
-        result["grid"] = [{"point": p, "label": grid_label(p), **report.final_stats(block, env.spec.has_win_flag)}
-                          for p, block in grid_blocks(cfg, final)]
+        result["grid"] = report.ranked_grid([
+            {"point": p, "label": grid_label(p), **report.final_stats(block, env.spec.has_win_flag, lanes["d"])}
+            for (p, block), (_, lanes) in zip(grid_blocks(cfg, final), grid_blocks(cfg, {"d": is_diverged}))])
     if cfg.env.kind == "matrix":
         from jaxfactor.matrix_study import matrix_summary
 
-        result["matrix"] = matrix_summary(env, algo, runner.learner.params, float(env_steps.min()))
+        result["matrix"] = matrix_summary(env, algo, runner.learner.params, float(env_steps.min()), is_diverged)
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2))
     logger.log_summary(result)
     logger.close()

@@ -3,6 +3,7 @@ aggregates across lanes, divergence detection, the final result's per-lane stati
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ def chunk_summary(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if k == "env_steps":
             out[k] = v[:, -1]
         elif k.startswith("train/") and k != "train/learning":
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a lane with no finite value (diverged) is NaN
                 out[k] = np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1) if np.isfinite(v).any() else \
                     np.full(v.shape[0], np.nan)
         else:
@@ -46,13 +48,58 @@ def nonfinite_losses(metrics: dict[str, np.ndarray]) -> dict[int, list[str]]:
     return out
 
 
-def final_stats(final: dict[str, np.ndarray], has_win_flag: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"eval_return": final["eval/return"].tolist(),
-                           "eval_return_mean": float(final["eval/return"].mean())}
-    if has_win_flag:
-        out["eval_win_rate"] = final["eval/win_rate"].tolist()
-        out["eval_win_rate_mean"] = float(final["eval/win_rate"].mean())
+def diverged_mask(diverged: dict[int, Any], num_lanes: int) -> np.ndarray:
+    """[L] bool: the lanes whose losses went non-finite."""
+    return np.isin(np.arange(num_lanes), list(diverged))
+
+
+def lanes_json(diverged: dict[int, Any]) -> dict[str, Any]:
+    return {str(lane): info for lane, info in sorted(diverged.items())}
+
+
+def aggregates(values: dict[str, np.ndarray], healthy: np.ndarray) -> dict[str, dict[str, float]]:
+    """Aggregates over the lanes that did not diverge, for every metric finite on all of them."""
+    out = {}
+    for k, v in values.items():
+        kept = np.asarray(v)[healthy]
+        if kept.size and np.isfinite(kept).all():
+            out[k] = aggregate(kept)
     return out
+
+
+def final_stats(final: dict[str, np.ndarray], has_win_flag: bool, diverged: np.ndarray) -> dict[str, Any]:
+    """Per-lane final greedy results. A diverged lane's are null (its greedy policy acts on NaN values, an argmax
+    that picks action 0) and it is left out of the means, which are null when every lane diverged."""
+    ok = ~np.asarray(diverged, bool)
+    per_lane = lambda v: [float(x) if k else None for x, k in zip(v, ok)]  # noqa: E731
+    mean = lambda v: float(np.asarray(v)[ok].mean()) if ok.any() else None  # noqa: E731
+    out: dict[str, Any] = {"eval_return": per_lane(final["eval/return"]),
+                           "eval_return_mean": mean(final["eval/return"]), "diverged": (~ok).tolist()}
+    if has_win_flag:
+        out["eval_win_rate"] = per_lane(final["eval/win_rate"])
+        out["eval_win_rate_mean"] = mean(final["eval/win_rate"])
+    return out
+
+
+def ranked_grid(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Grid points with a `rank` (1 = best final greedy return): points where a seed diverged come after every
+    point where none did, a point whose seeds all diverged last."""
+    def key(i: int):
+        p = points[i]
+        mean = p["eval_return_mean"]
+        return (any(p["diverged"]), mean is None, -(mean if mean is not None else 0.0))
+
+    for rank, i in enumerate(sorted(range(len(points)), key=key), start=1):
+        points[i]["rank"] = rank
+    return points
+
+
+def _per_lane_text(values: list) -> str:
+    return "[" + " ".join("DIVERGED" if v is None else f"{v:.2f}" for v in values) + "]"
+
+
+def _mean_text(mean: float | None) -> str:
+    return "none: every lane diverged" if mean is None else f"{mean:.2f}"
 
 
 def progress_postfix(summary: dict[str, np.ndarray], last_eval: dict[str, np.ndarray], steps_per_s: float,
@@ -72,22 +119,26 @@ def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
     print(f"\n== {result['algo']} on {result['env']}: {result['num_seeds']} seeds, "
           f"{result['env_steps']:.0f} env steps each, {result['wall_s']:.1f}s "
           f"(compile {result['compile_s']:.1f}s, {result['steps_per_s']:.0f} env steps/s over all seeds)")
-    ret = np.asarray(result["final"]["eval_return"])
-    print(f"greedy eval return per seed: {np.array2string(ret, precision=2)} (mean {ret.mean():.2f})")
-    if "eval_win_rate" in result["final"]:
-        win = np.asarray(result["final"]["eval_win_rate"])
-        print(f"greedy eval win rate per seed: {np.array2string(win, precision=2)} (mean {win.mean():.2f})")
-    for point in result.get("grid", []):
-        line = f"  grid point {point['label']}: greedy eval return mean {point['eval_return_mean']:.2f}"
+    final = result["final"]
+    print(f"greedy eval return per seed: {_per_lane_text(final['eval_return'])} "
+          f"(mean {_mean_text(final['eval_return_mean'])})")
+    if "eval_win_rate" in final:
+        print(f"greedy eval win rate per seed: {_per_lane_text(final['eval_win_rate'])} "
+              f"(mean {_mean_text(final['eval_win_rate_mean'])})")
+    for point in sorted(result.get("grid", []), key=lambda p: p["rank"]):
+        line = (f"  #{point['rank']} grid point {point['label']}: greedy eval return mean "
+                f"{_mean_text(point['eval_return_mean'])}")
         if "eval_win_rate_mean" in point:
-            line += f", win rate mean {point['eval_win_rate_mean']:.2f}"
+            line += f", win rate mean {_mean_text(point['eval_win_rate_mean'])}"
+        if any(point["diverged"]):
+            line += f" ({sum(point['diverged'])} of {len(point['diverged'])} seeds diverged)"
         print(line)
     if "matrix" in result:
         from jaxfactor.matrix_study import format_matrix_report
 
-        tables = {k: np.asarray(result["matrix"][k]) for k in ("q_tot", "utilities")}
-        tables["greedy"] = np.asarray(result["matrix"]["greedy_joint_action"])
-        print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), tables))
+        print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), result["matrix"]))
     if result["diverged_lanes"]:
-        print(f"DIVERGED (non-finite losses) lanes: {', '.join(result['diverged_lanes'])}; see summary.json")
+        what = "EVERY LANE DIVERGED" if result["all_lanes_diverged"] else "DIVERGED"
+        print(f"{what} (non-finite losses): lanes {', '.join(result['diverged_lanes'])}, left out of every result "
+              "above; see summary.json")
     print(f"outputs: {run_dir}/summary.json, metrics.jsonl, config.json")

@@ -1,0 +1,70 @@
+"""A trainer that never lies about a result (issue 19): diverged lanes are results, not successes, across a
+resume and in the exit code; damaged metrics files and missing checkpoints give one line, not a traceback.
+(Interrupts and damaged checkpoints are exercised against an uninterrupted run in test_tooling.py.)"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
+
+from jaxfactor.errors import ConfigError
+from jaxfactor.loggers import read_metrics
+from jaxfactor.runner.loop import run
+
+# QMIX on M0, two seeds at a sane learning rate and two at lr = 1e30 (Adam's steps blow the values up to inf).
+GRID = ("num_seeds=2", "sweep.algo.lr=[0.001,1e30]", "log_every_steps=500", "checkpoint.every_steps=500")
+
+
+def test_diverged_lanes_are_left_out_of_every_result_and_stay_diverged_after_a_resume(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    first = run(make_cfg(*GRID, "total_timesteps=1000", run_dir=run_dir))
+    assert set(first["diverged_lanes"]) == {"2", "3"} and not first["all_lanes_diverged"]
+    assert first["final"]["diverged"] == [False, False, True, True]
+    assert first["final"]["eval_return"][2:] == [None, None] and None not in first["final"]["eval_return"][:2]
+    assert first["final"]["eval_return_mean"] == sum(first["final"]["eval_return"][:2]) / 2
+    assert first["matrix"]["greedy_joint_action"][2:] == [None, None]  # not an argmax over NaN (action 0)
+    ranked = sorted(first["grid"], key=lambda p: p["rank"])
+    assert [p["label"] for p in ranked] == ["lr=0.001", "lr=1e+30"] and ranked[1]["eval_return_mean"] is None
+    out = capsys.readouterr().out
+    assert re.search(r"greedy eval return per seed: \[\S+ \S+ DIVERGED DIVERGED\]", out), out
+    assert "#2 grid point lr=1e+30: greedy eval return mean none: every lane diverged (2 of 2 seeds diverged)" in out
+    assert "seeds act greedily on an optimal joint action (2 diverged, left out)" in out
+    assert "seed 2: DIVERGED (non-finite losses): no learned table" in out
+    last = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert "train/main/loss" in last["aggregate"] and "train/main/loss" in last["grid"]["lr=0.001"]  # healthy lanes
+
+    resumed = run(make_cfg(*GRID, "total_timesteps=2000", f"resume={run_dir}", run_dir=run_dir))
+    assert resumed["chunks"] == 4 and resumed["diverged_lanes"] == first["diverged_lanes"]  # still from chunk 1
+    assert resumed["final"]["diverged"] == [False, False, True, True]
+
+    from jaxfactor.evaluate import evaluate
+
+    with pytest.raises(ConfigError, match=r"^step=99 is not a checkpoint under .*; allowed: 3, 4$"):
+        evaluate(run_dir, step=99)
+
+
+@pytest.mark.slow
+def test_the_exit_code_says_when_every_lane_diverged(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}  # compile-bound
+    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "num_seeds=1", "algo.lr=1e30",
+                           "total_timesteps=500", "log_every_steps=500", f"run_dir={tmp_path}/run", "progress=false"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "EVERY LANE DIVERGED (non-finite losses): lanes 0" in done.stdout
+    assert "(mean none: every lane diverged)" in done.stdout and "Traceback" not in done.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["all_lanes_diverged"] and summary["final"]["eval_return"] == [None]
+
+
+def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"chunk": 1}\n{"chunk": 2}\n{"chunk": 3, "per_s')
+    assert read_metrics(path) == [{"chunk": 1}, {"chunk": 2}]
+    assert "dropping its last line, cut short" in capsys.readouterr().err
+    path.write_text('{"chunk": 1}\n{"chu\n{"chunk": 3}\n')
+    with pytest.raises(ConfigError, match="line 2 is not a JSON record; the file is damaged"):
+        read_metrics(path)
