@@ -153,18 +153,23 @@ def _split(d: Mapping[str, Any], cls, extra_field: str) -> dict[str, Any]:
     return out
 
 
-def _check_type(section: str, name: str, value: Any, kind: type, nullable: bool = False) -> None:
+def _check_type(section: str, name: str, value: Any, kind: type, nullable: bool = False) -> Any:
+    """The value as `kind` (an int as float; an integral float such as 2e6 as int), or a one-line error."""
+    field = f"{section}.{name}" if section else name
+    if kind is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok = True
     if not ok:
-        field = f"{section}.{name}" if section else name
         raise ConfigError(f"{field} must be {kind.__name__}{' or null' if nullable else ''}, got {value!r}")
+    return float(value) if kind is float else value  # NaN and inf fail the range checks of `validate`
 
 
 def _check_range(field: str, value: float, lo: float | None = None, hi: float | None = None,
                  lo_open: bool = False) -> None:
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
+    bad = not math.isfinite(value) or (lo is not None and (value <= lo if lo_open else value < lo)) or \
+        (hi is not None and value > hi)
     if bad:
         left = "(" if lo_open else "["
         lo_s = "-inf" if lo is None else f"{lo:g}"
@@ -182,9 +187,7 @@ def _typed(cls, section: str, values: dict[str, Any]) -> Any:
             continue
         kind = {"str": str, "bool": bool, "int": int, "float": float}.get(t.removesuffix(" | None"))
         if kind is not None:
-            _check_type(section, name, value, kind, optional)
-            if kind is float:
-                values[name] = float(value)
+            values[name] = _check_type(section, name, value, kind, optional)
     return cls(**values)
 
 

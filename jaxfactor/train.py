@@ -39,7 +39,11 @@ def _hydra_entry() -> None:
             typed = dataclasses.replace(typed, run_dir=f"{typed.run_dir}-job{hydra_cfg.job.num}")
         from jaxfactor.runner.loop import run
 
-        result = run(typed, overrides=list(hydra_cfg.overrides.task))
+        try:
+            result = run(typed, overrides=list(hydra_cfg.overrides.task))
+        except ConfigError as e:  # found once Hydra runs the job (e.g. another run holds run_dir): still one line
+            print(f"jaxfactor: error: {e}", file=sys.stderr)
+            sys.exit(2)
         if result["all_lanes_diverged"] and hydra_cfg.mode == RunMode.RUN:
             sys.exit(ALL_DIVERGED)  # a multirun goes on with its other jobs; their summaries tell
         return result["final"]["eval_return_mean"]
@@ -65,7 +69,8 @@ def _with_resume(overrides: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
     from jaxfactor.cli import load_config
-    from jaxfactor.runner.loop import RunInterrupted, preflight
+    from jaxfactor.runner.guards import RunInterrupted
+    from jaxfactor.runner.loop import preflight
 
     argv = sys.argv[1:] if argv is None else list(argv)
     info_only = any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith(("--cfg", "-c"))

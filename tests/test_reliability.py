@@ -68,3 +68,59 @@ def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
     path.write_text('{"chunk": 1}\n{"chu\n{"chunk": 3}\n')
     with pytest.raises(ConfigError, match="line 2 is not a JSON record; the file is damaged"):
         read_metrics(path)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["algo.lr=nan"], "algo.lr=nan is out of range; allowed: (0, inf)"),
+    (["algo.gamma=inf"], "algo.gamma=inf is out of range; allowed: [0, 1]"),
+    (["sweep.algo.lr=[0.001,nan]"], "sweep.algo.lr=nan is out of range"),
+    (["env=matrix", "env.payoff=[[1,nan],[0,0]]"], "env.payoff holds nan; allowed: finite numbers"),
+    (["algo=pow_qmix", "algo.pow_tolerance=inf"], "algo.pow_tolerance=inf is not a finite number"),
+    (["total_timesteps=2.5"], "total_timesteps must be int, got 2.5"),
+])
+def test_nan_inf_and_fractional_sizes_are_one_line_errors(args, expected, capfd, tmp_path):
+    from jaxfactor.train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"run_dir={tmp_path}/run", "progress=false"])
+    err = capfd.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_integral_floats_are_accepted_for_integer_fields():
+    cfg = make_cfg("total_timesteps=2e6", "algo.buffer_size=1e3", "algo=pow_qmix", "algo.pow_warmup_steps=1e5")
+    assert cfg.total_timesteps == 2_000_000 and cfg.algo.buffer_size == 1000
+    from jaxfactor.runner.lanes import build
+
+    assert build(cfg)[1].name == "pow_qmix" and isinstance(cfg.total_timesteps, int)
+
+
+def test_one_process_per_run_dir(tmp_path, capfd):
+    from jaxfactor.runner.guards import RunDirLock
+
+    (tmp_path / "run").mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run" / ".lock").write_text(str(sleeper.pid))  # a live run holds it
+        done = subprocess.run([sys.executable, "-m", "jaxfactor.train", f"run_dir={tmp_path}/run", "progress=false"],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        assert done.returncode == 2, done.stderr[-2000:]
+        err = [line for line in done.stderr.splitlines() if "jaxfactor" in line]
+        assert err == [f"jaxfactor: error: run_dir={tmp_path}/run is in use by another run (pid {sleeper.pid}); "
+                       "allowed: another run_dir"], done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with RunDirLock(tmp_path / "run"):  # the holder is gone: its lock is stale and taken over
+        assert (tmp_path / "run" / ".lock").read_text() == str(os.getpid())
+    assert not (tmp_path / "run" / ".lock").exists()
+    (tmp_path / "file").write_text("")
+    from jaxfactor.train import main
+
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"run_dir={tmp_path}/file", "progress=false"])
+    err = capfd.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == f"jaxfactor: error: run_dir={tmp_path}/file is a file; allowed: a " \
+                                               "directory (new or a run's own)", err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.config import AlgoConfig, EnvConfig
 from jaxfactor.errors import ConfigError
@@ -32,11 +34,15 @@ def read_extra(cfg: AlgoConfig, schema: dict[str, tuple[type, float | None, floa
         if key not in cfg.extra:
             raise ConfigError(f"algo.{key} is required by algo '{cfg.name}'")
         value = cfg.extra[key]
+        if kind is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)  # 1e5 for an integer key
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
             raise ConfigError(f"algo.{key} must be {kind.__name__}, got {value!r}")
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"algo.{key}={value!r} is not a finite number; allowed: a finite float")
         if kind in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
             raise ConfigError(f"algo.{key}={value!r} is out of range; allowed: "
                               f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")

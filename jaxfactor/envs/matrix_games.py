@@ -35,8 +35,8 @@ def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
                 raise ConfigError(f"{field} is ragged at depth {depth} (rows of different lengths); "
                                   "allowed: a regular nested list, one axis per agent, each of length |U|")
             return (len(x),) + shapes.pop()
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise ConfigError(f"{field} holds {x!r}; allowed: numbers in a nested list")
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
+            raise ConfigError(f"{field} holds {x!r}; allowed: finite numbers in a nested list")
         return ()
 
     shape = shape_of(payoff, 0)

@@ -6,10 +6,7 @@ simulators that cannot be jitted) only compiles and runs chunks and evaluates; e
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -21,6 +18,7 @@ from jaxfactor import config as config_lib
 from jaxfactor.config import RunConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner import report
+from jaxfactor.runner.guards import RunDirLock, RunInterrupted, StopOnSignal
 from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, num_lanes, seed_keys, setup
 
 EVAL_STREAM = 0x5EED  # folded into the seeds' keys for greedy evaluation during training
@@ -32,40 +30,6 @@ class Backend(Protocol):
     def chunk(self, runner: Any) -> tuple[Any, dict[str, np.ndarray]]: ...
 
     def evaluate(self, runner: Any, keys: Any) -> dict[str, np.ndarray]: ...
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped the run; `exit_code` is 130 or 143 (128 + the signal)."""
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.exit_code, self.message = 128 + signum, message
-
-
-class StopOnSignal:
-    """While active, the first SIGINT/SIGTERM asks the loop to stop at the end of the running chunk (it then
-    checkpoints, waits for every write and raises RunInterrupted); a second one ends the process at once."""
-
-    def __enter__(self) -> "StopOnSignal":
-        self.signum: int | None = None
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.signum is not None:  # at once: a write in flight stays a temporary directory that nothing reads
-            print(f"jaxfactor: {name} again: abandoned the run; resume= continues from its last complete checkpoint",
-                  file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.signum = signum
-        print(f"jaxfactor: {name}: stopping after the running chunk and its checkpoint ({name} again abandons them)",
-              file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Callback:
@@ -86,13 +50,19 @@ class Callback:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Every check that can fail before allocation: env/algo keys, devices, resume compatibility."""
-    setup(cfg)
+    """Every check that can fail before allocation: env/algo keys, devices, replay memory, run_dir, resume
+    compatibility."""
+    from jaxfactor import buffers
+
+    s = setup(cfg)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
     _check_run_dir(cfg)
 
 
 def _check_run_dir(cfg: RunConfig) -> None:
     """A fresh run never writes over another run's checkpoints; a resume must match its checkpoint."""
+    if Path(cfg.run_dir).exists() and not Path(cfg.run_dir).is_dir():
+        raise ConfigError(f"run_dir={cfg.run_dir} is a file; allowed: a directory (new or a run's own)")
     if cfg.resume is not None:
         _check_resume(cfg)
     elif any((Path(cfg.run_dir) / "checkpoints").glob("[0-9]*")):
@@ -144,21 +114,33 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
         overrides: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate and write outputs; returns the summary dict. `backend(setup, on_trace)` builds the
     collector (default: the device backend)."""
+    from jaxfactor import buffers
+
+    s = setup(cfg)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
+    run_dir = Path(cfg.run_dir)
+    _check_run_dir(cfg)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"run_dir={run_dir} cannot be created ({e.strerror}); allowed: a writable "
+                          "directory") from None
+    with RunDirLock(run_dir):
+        _check_run_dir(cfg)  # again, now that no other process can start in run_dir
+        return _train(s, run_dir, backend, callbacks, overrides)
+
+
+def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, callbacks: Sequence[Callback],
+           overrides: list[str] | None) -> dict[str, Any]:
     import jax
 
-    from jaxfactor import buffers
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.loggers import RunLogger
     from jaxfactor.runner.anakin import DeviceBackend
     from jaxfactor.runner.lanes import init_lanes
 
-    s = setup(cfg)
-    env, algo, plan, sharding = s.env, s.algo, s.plan, s.sharding
+    cfg, env, algo, plan, sharding = s.cfg, s.env, s.algo, s.plan, s.sharding
     total = num_lanes(cfg)
-    buffers.check_memory(env.spec, cfg.algo.buffer_size, total, cfg.max_buffer_memory_fraction)
-    run_dir = Path(cfg.run_dir)
-    _check_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
     if overrides is not None and cfg.resume is None:
         (run_dir / "overrides.json").write_text(json.dumps(overrides))
@@ -175,6 +157,9 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
               + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
     else:
         runner = init_lanes(cfg, algo, sharding)
+    grid = f" x {len(cfg.grid)} grid points" if len(cfg.grid) > 1 else ""
+    print(f"compiling {algo.name} on {cfg.env.name}: {total} lanes ({cfg.num_seeds} seeds{grid}), "
+          f"{plan.updates_per_chunk} updates of {cfg.algo.num_envs} episodes per chunk", flush=True)
     compile_s = collector.compile(runner)
     logger = RunLogger(cfg, run_dir, resume_chunk=chunk_idx if cfg.resume is not None else None,
                        wandb_run_id=wandb_id)
