@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for algo in args.algos:
-        extra = [f"algo.pow_tolerance=1.0"] + ([f"algo.pow_warmup_steps={args.warmup}"] if args.warmup is not None
+        extra = ["algo.pow_tolerance=1.0"] + ([f"algo.pow_warmup_steps={args.warmup}"] if args.warmup is not None
                                               else []) if algo.startswith("pow") else []
         cfg = make_cfg(f"algo={algo}", f"env={args.env}", f"env.penalty={args.penalty}", f"num_seeds={args.seeds}",
                        f"total_timesteps={args.steps}", f"algo.eps_anneal_steps={args.eps_anneal}", *extra, *args.extra,

@@ -24,9 +24,18 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+        try:
+            return compose(config_name="config", overrides=list(overrides))
+        except (HydraException, OmegaConfBaseException) as e:  # Hydra's own messages span several lines
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            sweep = [o for o in overrides if "," in o.split("=", 1)[-1] and not o.split("=", 1)[-1].startswith("[")]
+            hint = f"; allowed: one value, a list in brackets, or -m to run {sweep[0]} as a sweep" if sweep else ""
+            raise ConfigError(f"{first}{hint}") from None
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:

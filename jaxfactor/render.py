@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from jaxfactor.algos.base import Algorithm, Params
-from jaxfactor.envs.base import JaxEnv
+from jaxfactor.envs.base import JaxEnv, quiet_jaxmarl
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner.rollout import rollout
 
@@ -48,6 +48,7 @@ def _smax(env: JaxEnv, ep: dict[str, Any]):
 
 
 def _mpe(env: JaxEnv, ep: dict[str, Any]):
+    quiet_jaxmarl()
     from jaxmarl.environments.mpe.mpe_visualizer import MPEVisualizer
 
     seq = [_index(ep["states"], t) for t in range(int(ep["length"]) + 1)]

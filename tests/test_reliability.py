@@ -77,14 +77,22 @@ def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
     (["env=matrix", "env.payoff=[[1,nan],[0,0]]"], "env.payoff holds nan; allowed: finite numbers"),
     (["algo=pow_qmix", "algo.pow_tolerance=inf"], "algo.pow_tolerance=inf is not a finite number"),
     (["total_timesteps=2.5"], "total_timesteps must be int, got 2.5"),
+    (["env=predator_prey_small", "env.penalty=abc"], "env.penalty='abc' is not a number; allowed: a number in [-inf, 0]"),
+    (["env=smax_3m", "env.max_steps=nan"], "env.max_steps=nan is not an integer; allowed: an integer in [1, inf)"),
+    (["env=mpe_simple_spread", "env.local_ratio=1.5"], "env.local_ratio=1.5 is out of range; allowed: a number in [0, 1]"),
+    (["env=overcooked_cramped_room", "env.max_steps=true"], "env.max_steps=True is not an integer"),
+    (["algo=qmix,vdn"], "allowed: one value, a list in brackets, or -m to run algo=qmix,vdn as a sweep"),
+    (["algo.lr=[0.1"], "no viable alternative at input '[0.1'"),
 ])
-def test_nan_inf_and_fractional_sizes_are_one_line_errors(args, expected, capfd, tmp_path):
+def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expected, capfd, tmp_path):
     from jaxfactor.train import main
 
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"run_dir={tmp_path}/run", "progress=false"])
-    err = capfd.readouterr().err.strip()
+    out, err = capfd.readouterr()
+    err = err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
+    assert out == "", out  # nothing else on the console (jaxmarl's import notices are silenced)
 
 
 def test_integral_floats_are_accepted_for_integer_fields():

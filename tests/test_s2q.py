@@ -1,7 +1,5 @@
 """S2Q (ALGORITHMS.md §7): suppressed targets and weights by hand, the behaviour policy, K = 0 reduction."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -124,7 +124,7 @@ class S2Q(Factorised):
     def init_params(self, key: jax.Array) -> Params:
         k_sub, k_mix, k_central, k_enc, k_dec = jax.random.split(key, 5)
         base = super().init_params(k_central)  # central agent + mixer (and an unused single head)
-        H, N, A, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.num_actions, self.spec.state_dim
+        H, N, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.state_dim
         h, x = jnp.zeros((1, H)), jnp.zeros((1, self.subvalue_input_dim))
         example = self._mixer_input(jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)),
                                     jnp.zeros((1, N), jnp.int32))

@@ -1,12 +1,11 @@
 """Environments: pure JAX envs returning `Timestep`s with stacked agent arrays."""
 
-from jaxfactor.envs.base import ENV_KINDS, JaxEnv, make_env
-
 # Importing the modules registers their kinds.
 from jaxfactor.envs import matrix_games as _matrix_games  # noqa: F401,E402
-from jaxfactor.envs import smax as _smax  # noqa: F401,E402
-from jaxfactor.envs import stag_hunt as _stag_hunt  # noqa: F401,E402
 from jaxfactor.envs import mpe as _mpe  # noqa: F401,E402
 from jaxfactor.envs import overcooked as _overcooked  # noqa: F401,E402
+from jaxfactor.envs import smax as _smax  # noqa: F401,E402
+from jaxfactor.envs import stag_hunt as _stag_hunt  # noqa: F401,E402
+from jaxfactor.envs.base import ENV_KINDS, JaxEnv, make_env
 
 __all__ = ["ENV_KINDS", "JaxEnv", "make_env"]

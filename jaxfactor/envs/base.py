@@ -9,6 +9,9 @@ start of the episode: non-stationary envs (a payoff that shifts mid-training) re
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from typing import Any, Mapping, Protocol
 
 import jax
@@ -43,6 +46,42 @@ def check_params(kind: str, params: Mapping[str, Any], required: tuple[str, ...]
         raise ConfigError(f"env.{missing[0]} is required for env kind '{kind}'")
 
 
+def quiet_jaxmarl() -> None:
+    """jaxmarl prints two lines about optional submodules when its environments package is first imported.
+
+    Silenced at the file-descriptor level: jaxmarl's mabrax import resets sys.stdout to the real stream."""
+    if "jaxmarl.environments" in sys.modules:
+        return
+    streams = sys.stdout, sys.stderr
+    streams[0].flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            import jaxmarl.environments  # noqa: F401
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        sys.stdout, sys.stderr = streams  # jaxmarl leaves sys.__stdout__ in place of a caller's stream
+
+
+def number(field: str, value: Any, *, integer: bool = False, low: float | None = None, high: float | None = None,
+           low_open: bool = False) -> float | int:
+    """A numeric env parameter checked for type, finiteness and range (one-line error naming env.<field>)."""
+    kind = "an integer" if integer else "a number"
+    if integer and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 4.0 from the command line
+    numeric = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not numeric or (low is not None and (value <= low if low_open else value < low)) \
+            or (high is not None and value > high):
+        lo, hi = "-inf" if low is None else f"{low:g}", "inf)" if high is None else f"{high:g}]"
+        bounds = f"{'(' if low_open else '['}{lo}, {hi}"
+        problem = "is out of range" if numeric and not isinstance(value, bool) else f"is not {kind}"
+        raise ConfigError(f"env.{field}={value!r} {problem}; allowed: {kind} in {bounds}")
+    return value if integer else float(value)
+
+
 def stack_agents(per_agent: Mapping[str, jax.Array], agents: list[str]) -> jax.Array:
     """jaxmarl's per-agent dict -> [N, D] float32, each agent's array flattened, in `agents` order."""
     return jnp.stack([per_agent[a].reshape(-1) for a in agents]).astype(jnp.float32)
@@ -57,8 +96,6 @@ class JaxmarlTeamAdapter:
     spec: EnvSpec
 
     def _setup(self, env: Any, learners: list[str], max_steps: int) -> None:
-        import math
-
         self.env, self.learners = env, learners
         obs_dim = math.prod(env.observation_spaces[learners[0]].shape)
         self.spec = EnvSpec(num_agents=len(learners), obs_dim=obs_dim, state_dim=obs_dim * len(learners),

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params
+from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params, number, quiet_jaxmarl
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import Timestep
 
@@ -30,22 +30,16 @@ ACTION_DIRECTIONS = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.floa
 PREY_POLICIES = ("random", "flee")
 
 
-def _positive_int(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"env.{field}={value!r} is out of range; allowed: an integer >= 1")
-    return value
-
-
 @ENV_KINDS.register("mpe_spread")
 class MPESpread(JaxmarlTeamAdapter):
     def __init__(self, num_agents: int = 3, max_steps: int = 25, local_ratio: float = 0.5):
+        quiet_jaxmarl()
         from jaxmarl.environments.mpe.simple_spread import SimpleSpreadMPE
 
-        n = _positive_int("num_agents", num_agents)
-        if not 0.0 <= local_ratio <= 1.0:
-            raise ConfigError(f"env.local_ratio={local_ratio} is out of range; allowed: [0, 1]")
+        n = number("num_agents", num_agents, integer=True, low=1)
+        local_ratio = number("local_ratio", local_ratio, low=0.0, high=1.0)
         env = SimpleSpreadMPE(num_agents=n, num_landmarks=n, local_ratio=local_ratio,
-                              max_steps=_positive_int("max_steps", max_steps))
+                              max_steps=number("max_steps", max_steps, integer=True, low=1))
         self._setup(env, list(env.agents), max_steps)
 
     @classmethod
@@ -62,12 +56,14 @@ class MPESpread(JaxmarlTeamAdapter):
 class MPETag(JaxmarlTeamAdapter):
     def __init__(self, num_predators: int = 3, num_obstacles: int = 2, max_steps: int = 25,
                  prey_policy: str = "random"):
+        quiet_jaxmarl()
         from jaxmarl.environments.mpe.simple_tag import SimpleTagMPE
 
         if prey_policy not in PREY_POLICIES:
             raise ConfigError(f"unknown env.prey_policy '{prey_policy}'; allowed: {', '.join(PREY_POLICIES)}")
-        env = SimpleTagMPE(num_good_agents=1, num_adversaries=_positive_int("num_predators", num_predators),
-                           num_obstacles=num_obstacles, max_steps=_positive_int("max_steps", max_steps))
+        env = SimpleTagMPE(num_good_agents=1, num_adversaries=number("num_predators", num_predators, integer=True, low=1),
+                           num_obstacles=number("num_obstacles", num_obstacles, integer=True, low=0),
+                           max_steps=number("max_steps", max_steps, integer=True, low=1))
         self.prey_policy = prey_policy
         self.prey = env.good_agents[0]
         self._setup(env, list(env.adversaries), max_steps)

@@ -13,12 +13,13 @@ from typing import Any, Mapping
 
 import jax
 
-from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params
+from jaxfactor.envs.base import ENV_KINDS, JaxmarlTeamAdapter, check_params, number, quiet_jaxmarl
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import Timestep
 
 
 def overcooked_layout_names() -> list[str]:
+    quiet_jaxmarl()
     from jaxmarl.environments.overcooked import overcooked_layouts
 
     return sorted(overcooked_layouts)
@@ -30,14 +31,13 @@ class OvercookedAdapter(JaxmarlTeamAdapter):
         import warnings
 
         from flax.core import FrozenDict
+        quiet_jaxmarl()
         from jaxmarl.environments.overcooked import Overcooked, overcooked_layouts
 
         if layout not in overcooked_layouts:
             raise ConfigError(f"unknown env.layout '{layout}'; allowed: {', '.join(overcooked_layout_names())}")
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ConfigError(f"env.max_steps={max_steps!r} is out of range; allowed: an integer >= 1")
-        if shaping < 0:
-            raise ConfigError(f"env.shaping={shaping} is out of range; allowed: >= 0")
+        max_steps = number("max_steps", max_steps, integer=True, low=1)
+        shaping = number("shaping", shaping, low=0.0)
         with warnings.catch_warnings():  # jaxmarl recommends OvercookedV2; ME-IGM used the original
             warnings.simplefilter("ignore")
             env = Overcooked(layout=FrozenDict(overcooked_layouts[layout]), max_steps=max_steps)

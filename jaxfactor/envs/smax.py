@@ -14,12 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfactor.envs.base import ENV_KINDS, check_params, stack_agents
+from jaxfactor.envs.base import ENV_KINDS, check_params, number, quiet_jaxmarl, stack_agents
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import EnvSpec, Timestep
 
 
 def smax_map_names() -> list[str]:
+    quiet_jaxmarl()
     from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
     return sorted(MAP_NAME_TO_SCENARIO)
@@ -29,14 +30,17 @@ def smax_map_names() -> list[str]:
 class SMAXAdapter:
     def __init__(self, map_name: str, max_steps: int = 100, enemy_shoots: bool = True,
                  attack_mode: str = "closest", reward_scale: float = 1.0):
+        quiet_jaxmarl()
         from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
         if map_name not in smax_map_names():
             raise ConfigError(f"unknown env.map_name '{map_name}'; allowed: {', '.join(smax_map_names())}")
+        max_steps = number("max_steps", max_steps, integer=True, low=1)
+        reward_scale = number("reward_scale", reward_scale, low=0.0, low_open=True)
+        if not isinstance(enemy_shoots, bool):
+            raise ConfigError(f"env.enemy_shoots={enemy_shoots!r} must be a boolean; allowed: true, false")
         self.env = HeuristicEnemySMAX(scenario=map_name_to_scenario(map_name), max_steps=max_steps,
                                       enemy_shoots=enemy_shoots, attack_mode=attack_mode)
-        if reward_scale <= 0:
-            raise ConfigError(f"env.reward_scale={reward_scale} is out of range; allowed: (0, inf)")
         self.reward_scale = float(reward_scale)
         self.agents = list(self.env.agents)
         n = len(self.agents)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxfactor.envs.base import ENV_KINDS, check_params
+from jaxfactor.envs.base import ENV_KINDS, check_params, number
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import EnvSpec, Timestep
 
@@ -54,9 +54,9 @@ class StagHunt:
         if num_agents + num_stags + num_hares > rows * cols:
             raise ConfigError(f"env.num_agents + env.num_stags + env.num_hares = "
                               f"{num_agents + num_stags + num_hares} exceed the {rows}x{cols} grid's cells")
-        if penalty > 0:
-            raise ConfigError(f"env.penalty={penalty} is out of range; allowed: <= 0 (a mis-capture is punished "
-                              "or free, never rewarded)")
+        # a mis-capture is punished or free, never rewarded
+        penalty, stag_reward, hare_reward = number("penalty", penalty, high=0.0), \
+            number("stag_reward", stag_reward), number("hare_reward", hare_reward)
         self.rows, self.cols, self.radius = rows, cols, obs_window // 2
         self.num_prey = num_stags + num_hares
         self.penalty, self.stag_reward, self.hare_reward = float(penalty), float(stag_reward), float(hare_reward)
