@@ -25,8 +25,8 @@ FORMAT = 2
 """Bumped whenever the saved tree changes; a checkpoint of another format is refused (2: counters moved from
 the runner into the learner state)."""
 
-RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "max_buffer_memory_fraction", "num_devices",
-                     "logger", "checkpoint")
+RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "resume_step", "max_buffer_memory_fraction",
+                     "num_devices", "logger", "checkpoint")
 """Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
 
 
@@ -189,6 +189,20 @@ class Checkpointer:
                       f"{aside}; using checkpoint {s}", file=sys.stderr, flush=True)
             return s, value, meta
         raise ConfigError(f"no readable checkpoint under {self.directory}: {'; '.join(damaged)}")
+
+    def set_aside_after(self, step: int) -> None:
+        """Rename the checkpoints newer than `step` to <step>.superseded (a resume from an older one), with a
+        one-line notice."""
+        newer = sorted(s for s in self.manager.all_steps() if s > step)
+        for s in newer:
+            target = self.directory / f"{s}.superseded"
+            while target.exists():
+                target = target.with_name(target.name + "+")
+            (self.directory / str(s)).rename(target)
+        if newer:
+            self.manager.reload()
+            print(f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
+                  f"under {self.directory} were renamed to <step>.superseded", file=sys.stderr, flush=True)
 
     def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:
         """(step, meta) of `step` (default: the newest readable), checked for this version's format."""

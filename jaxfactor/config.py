@@ -127,6 +127,9 @@ class RunConfig:
     checkpoint: CheckpointConfig = CheckpointConfig(every_steps=None, buffer=True, max_to_keep=2)
     resume: str | None = None
     """A run_dir to continue from its latest checkpoint."""
+    resume_step: int | None = None
+    """With resume: the checkpoint (its chunk number under checkpoints/) to continue from; None = the newest
+    readable. Newer checkpoints are set aside (renamed <step>.superseded)."""
     sweep: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     """Grid over algo.<SWEEPABLE> riding the seed axis: {"algo.lr": (1e-3, 5e-4), ...}."""
 
@@ -203,7 +206,7 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
         sections["checkpoint"] = _section(CheckpointConfig, "checkpoint", d.pop("checkpoint"))
     if "sweep" in d:
         sections["sweep"] = _sweep_config(d.pop("sweep"))
-    optional = ("logger", "checkpoint", "resume", "sweep", "num_devices")
+    optional = ("logger", "checkpoint", "resume", "resume_step", "sweep", "num_devices")
     known = [f for f in _fields(RunConfig) if f not in sections]
     unknown = sorted(set(d) - set(known))
     if unknown:
@@ -275,6 +278,10 @@ def validate(cfg: RunConfig) -> None:
         for name, (lo, hi, lo_open) in SWEEPABLE.items():
             field = f"sweep.algo.{name}" if f"algo.{name}" in point else f"algo.{name}"
             _check_range(field, getattr(swept, name), lo, hi, lo_open=lo_open)
+        if swept.eps_finish > swept.eps_start:  # epsilon anneals down; equal values keep it constant
+            where = f" at grid point {point}" if point else ""
+            raise ConfigError(f"algo.eps_finish={swept.eps_finish} > algo.eps_start={swept.eps_start}{where}; "
+                              "allowed: eps_finish <= eps_start (equal for a constant epsilon)")
     _check_range("algo.grad_clip", a.grad_clip, 0.0, lo_open=True)
     _check_range("algo.loss_scale", a.loss_scale, 0.0, lo_open=True)
     for name in ("num_envs", "buffer_size", "batch_size", "target_update_episodes",
@@ -292,6 +299,11 @@ def validate(cfg: RunConfig) -> None:
     if cfg.checkpoint.every_steps is not None:
         _check_range("checkpoint.every_steps", cfg.checkpoint.every_steps, 1)
     _check_range("checkpoint.max_to_keep", cfg.checkpoint.max_to_keep, 1)
+    if cfg.resume_step is not None:
+        if cfg.resume is None:
+            raise ConfigError(f"step={cfg.resume_step} picks the checkpoint a resume continues from; allowed: "
+                              "with resume=<run_dir>")
+        _check_range("step", cfg.resume_step, 1)
     _check_range("env.t_max", cfg.env.t_max, 1)
     _check_range("env.test_interval", cfg.env.test_interval, 1)
     _check_range("env.test_episodes", cfg.env.test_episodes, 1)

@@ -7,14 +7,13 @@ of one greedy episode of seed `render_seed` (SMAX, MPE, stag-hunt predator-prey)
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxfactor.errors import ConfigError
+from jaxfactor.errors import ConfigError, check_output_path
 
 OPTIONS = {"run_dir": None, "episodes": None, "render": "false", "gif": None, "render_seed": "0", "step": None,
            "max_render_steps": None}
@@ -38,7 +37,12 @@ def _parse(argv: list[str]) -> dict[str, Any]:
             except ValueError:
                 raise ConfigError(f"{key}={opts[key]} must be an integer") from None
             if opts[key] < (0 if key in ("render_seed", "step") else 1):
-                raise ConfigError(f"{key}={opts[key]} is out of range")
+                raise ConfigError(f"{key}={opts[key]} is out of range; allowed: an integer >= "
+                                  f"{0 if key in ('render_seed', 'step') else 1}")
+    if opts["gif"] is not None:
+        if opts["render"] != "true":
+            raise ConfigError(f"gif={opts['gif']} needs render=true; allowed: render=true gif=<path>.gif")
+        check_output_path("gif", opts["gif"], (".gif",))
     return opts
 
 
@@ -52,10 +56,9 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
     from jaxfactor.runner.anakin import greedy_summary, make_evaluate
     from jaxfactor.runner.lanes import abstract_lanes, grid_label, num_lanes, seed_keys, setup
 
-    config_file = Path(run_dir) / "config.json"
-    if not config_file.exists():
-        raise ConfigError(f"run_dir={run_dir} is not a run directory (no config.json there)")
-    cfg = from_dict(json.loads(config_file.read_text()))
+    from jaxfactor.loggers import read_run_config
+
+    cfg = from_dict(read_run_config(run_dir))
     if render:
         from jaxfactor.render import RENDERERS
 

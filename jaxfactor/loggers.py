@@ -34,6 +34,20 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's config.json as a dict; a missing or damaged file is a one-line error."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"run_dir={run_dir} is not a run directory (no config.json there)")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is damaged ({e}); allowed: the config.json a run wrote") from None
+    if not isinstance(config, dict) or not {"algo", "env"} <= config.keys():
+        raise ConfigError(f"{path} is not a run's config (no algo and env sections)")
+    return config
+
+
 def _has_wandb_login() -> bool:
     """An API key in the environment or a netrc entry for the W&B host (what `wandb login` writes)."""
     if os.environ.get("WANDB_API_KEY"):

@@ -8,14 +8,13 @@ same algorithm launched with different base seeds) are pooled as more seeds when
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from jaxfactor.errors import ConfigError
+from jaxfactor.errors import ConfigError, check_output_path
 
 
 def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -24,9 +23,9 @@ def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray,
     metrics_file, config_file = run_dir / "metrics.jsonl", run_dir / "config.json"
     if not metrics_file.exists() or not config_file.exists():
         raise ConfigError(f"{run_dir} is not a run directory (needs metrics.jsonl and config.json)")
-    from jaxfactor.loggers import read_metrics
+    from jaxfactor.loggers import read_metrics, read_run_config
 
-    config = json.loads(config_file.read_text())
+    config = read_run_config(run_dir)
     records = read_metrics(metrics_file)
     points = [r for r in records if metric in r["per_seed"]]
     if not points:
@@ -94,14 +93,28 @@ def plot(run_dirs: list[str], metric: str = "eval/return", out: str | Path = "cu
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage and exits; one line instead
+        raise ConfigError(f"{message}; see python -m jaxfactor.plot --help")
+
+
+def image_suffixes() -> tuple[str, ...]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(f".{ext}" for ext in sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m jaxfactor.plot", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m jaxfactor.plot", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+")
     parser.add_argument("--metric", default="eval/return", help="a key of metrics.jsonl's per_seed records")
-    parser.add_argument("--out", default="curves.png", help="PNG path")
+    parser.add_argument("--out", default="curves.png", help="image path (.png, .pdf, .svg, ...)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        if args.reps < 1:
+            raise ConfigError(f"--reps {args.reps} is out of range; allowed: an integer >= 1")
+        check_output_path("--out", args.out, image_suffixes())
         print(f"wrote {plot(args.run_dirs, args.metric, args.out, args.reps)}")
     except ConfigError as e:
         print(f"jaxfactor: error: {e}", file=sys.stderr)

@@ -58,12 +58,33 @@ def _with_resume(overrides: list[str]) -> list[str]:
     """`resume=<run_dir>`: the run's saved overrides first, then the new ones, and run_dir = that directory,
     so `resume=<dir>` alone continues the run and anything that changes the run is refused later."""
     resume = [o.split("=", 1)[1] for o in overrides if o.startswith("resume=")]
+    overrides = [f"resume_step={o.split('=', 1)[1]}" if o.startswith("step=") else o for o in overrides]
     if not resume or resume[-1] in ("null", ""):
         return overrides
     saved_file = Path(resume[-1]) / "overrides.json"
     saved = json.loads(saved_file.read_text()) if saved_file.exists() else []
     keep = [o for o in saved if not o.lstrip("+~").startswith(("run_dir=", "resume="))]
     return [*keep, *[o for o in overrides if not o.startswith("run_dir=")], f"run_dir={resume[-1]}"]
+
+
+def _preflight_sweep(overrides: list[str]) -> None:
+    """Each job of a basic-sweeper multirun, expanded as Hydra will and with the run_dir it will get."""
+    if any(o.startswith(("hydra/sweeper=", "hydra.sweeper")) for o in overrides):
+        return  # another sweeper chooses its own jobs
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from jaxfactor.cli import load_config
+    from jaxfactor.runner.loop import preflight
+
+    parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    for num, job in enumerate(jobs):
+        try:
+            cfg = load_config(job)
+            preflight(dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}-job{num}"))
+        except ConfigError as e:
+            raise ConfigError(f"multirun job {num} ({' '.join(job)}): {e}; no job was started") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
 
                 if any(o.startswith("resume=") for o in overrides):
                     raise ConfigError("resume= continues one run; allowed: without -m/--multirun")
-                check_overrides(overrides)  # sweep values are validated per job
+                check_overrides(overrides)
+                _preflight_sweep(overrides)  # every job, before the first one trains
             else:
                 overrides = _with_resume(overrides)
                 preflight(load_config(overrides))  # env and algorithm factories validate their own keys

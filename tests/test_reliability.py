@@ -83,6 +83,13 @@ def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
     (["env=overcooked_cramped_room", "env.max_steps=true"], "env.max_steps=True is not an integer"),
     (["algo=qmix,vdn"], "allowed: one value, a list in brackets, or -m to run algo=qmix,vdn as a sweep"),
     (["algo.lr=[0.1"], "no viable alternative at input '[0.1'"),
+    (["algo.eps_start=0.05", "algo.eps_finish=0.5"], "algo.eps_finish=0.5 > algo.eps_start=0.05; allowed: eps_finish "
+                                                      "<= eps_start (equal for a constant epsilon)"),
+    (["sweep.algo.eps_start=[1.0,0.01]", "algo.eps_finish=0.05"], "at grid point {'algo.eps_start': 0.01}"),
+    (["step=3"], "step=3 picks the checkpoint a resume continues from; allowed: with resume=<run_dir>"),
+    (["-m", "algo.lr=0.001,-1"], "multirun job 1 (algo.lr=-1"),
+    (["-m", "env=predator_prey_small,matrix_m0", "env.penalty=-1"],
+     "multirun job 1 (env=matrix_m0 env.penalty=-1 run_dir="),
 ])
 def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expected, capfd, tmp_path):
     from jaxfactor.train import main
@@ -93,6 +100,43 @@ def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expec
     err = err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
     assert out == "", out  # nothing else on the console (jaxmarl's import notices are silenced)
+    assert not any(tmp_path.iterdir()), "nothing is written (a multirun starts no job)"
+
+
+@pytest.mark.parametrize("tool, args, expected", [
+    ("evaluate", ["run_dir={run}", "render=true", "gif={tmp}/x.png"],
+     "gif={tmp}/x.png has an unknown extension '.png'; allowed: .gif"),
+    ("evaluate", ["run_dir={run}", "render=true", "gif={tmp}/a_file/x.gif"],
+     "gif={tmp}/a_file/x.gif cannot be written ({tmp}/a_file is not a writable directory)"),
+    ("evaluate", ["run_dir={run}", "gif={tmp}/x.gif"], "gif={tmp}/x.gif needs render=true"),
+    ("evaluate", ["run_dir={run}", "episodes=0"], "episodes=0 is out of range; allowed: an integer >= 1"),
+    ("evaluate", ["run_dir={run}"], "{run}/config.json is damaged (Expecting value"),
+    ("evaluate", ["run_dir={tmp}"], "run_dir={tmp} is not a run directory (no config.json there)"),
+    ("plot", ["{run}", "--reps", "0"], "--reps 0 is out of range; allowed: an integer >= 1"),
+    ("plot", ["{run}", "--reps", "many"], "argument --reps: invalid int value: 'many'; see python -m jaxfactor.plot"),
+    ("plot", ["{run}", "--out", "{tmp}/curves.docx"], "--out={tmp}/curves.docx has an unknown extension '.docx'; "
+                                                      "allowed: .avif, .eps, .gif"),
+    ("plot", ["{run}", "--out", "{tmp}"], "--out={tmp} has an unknown extension ''"),
+    ("plot", ["{run}", "--out", "{tmp}/a_file/c.png"], "cannot be written ({tmp}/a_file is not a writable directory)"),
+    ("plot", [], "the following arguments are required: run_dirs"),
+    ("plot", ["{run}"], "{run}/config.json is damaged (Expecting value"),
+])
+def test_evaluate_and_plot_arguments_are_one_line_errors(tool, args, expected, tmp_path, capfd):
+    import importlib
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"algo": ')  # cut short
+    (run_dir / "metrics.jsonl").write_text('{"chunk": 1}\n')
+    (tmp_path / "a_file").write_text("")
+    fill = {"{run}": str(run_dir), "{tmp}": str(tmp_path)}
+    for key, value in fill.items():
+        args, expected = [a.replace(key, value) for a in args], expected.replace(key, value)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"jaxfactor.{tool}").main(args)
+    err = capfd.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.splitlines() == [err] and err.startswith("jaxfactor: error: "), err
+    assert expected in err, err
 
 
 def test_integral_floats_are_accepted_for_integer_fields():

@@ -146,6 +146,21 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     assert (damaged / "checkpoints" / "8.unreadable").is_dir() and "at chunk 4" in out.stdout
     _assert_same_run(damaged, reference, whole)
 
+    # An older checkpoint on request: `resume=<dir> step=4` sets checkpoint 8 aside and ends on the same run.
+    older = tmp_path / "older"
+    shutil.copytree(killed, older)
+    out = _train_cli(f"resume={older}", "step=4", "progress=false")
+    assert out.returncode == 0 and "at chunk 4" in out.stdout, out.stderr[-2000:]
+    notices = [line for line in out.stderr.splitlines() if line.startswith("jaxfactor:")]
+    assert notices == [f"jaxfactor: resuming from checkpoint 4; the newer checkpoint(s) 8 under {older}/checkpoints "
+                       "were renamed to <step>.superseded"], notices
+    assert (older / "checkpoints" / "8.superseded").is_dir()
+    _assert_same_run(older, reference, whole)
+    out = _train_cli(f"resume={older}", "step=5", "progress=false")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith(
+        f"jaxfactor: error: resume={older}: step=5 is not a checkpoint under {older}/checkpoints; allowed: 4, 8"), \
+        out.stderr[-2000:]
+
 
 def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_logs_to_wandb_offline(
         tmp_path, monkeypatch, capfd):

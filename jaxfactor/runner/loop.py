@@ -81,7 +81,7 @@ def _check_resume(cfg: RunConfig) -> None:
         raise ConfigError(f"resume={cfg.resume} is not a run directory with checkpoints (no checkpoints/ there)")
     ckpt = Checkpointer(cfg.resume, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
     try:
-        step, meta = ckpt.read_meta()
+        step, meta = ckpt.read_meta(cfg.resume_step)
     except ConfigError as e:
         raise ConfigError(f"resume={cfg.resume}: {e}") from None
     finally:
@@ -150,7 +150,9 @@ def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, call
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
     chunk_idx, train_s, wandb_id, diverged = 0, 0.0, None, {}
     if cfg.resume is not None:
-        runner, meta = restore_lanes(ckpt, s)
+        if cfg.resume_step is not None:
+            ckpt.set_aside_after(cfg.resume_step)  # the continuing run saves those chunks again
+        runner, meta = restore_lanes(ckpt, s, cfg.resume_step)
         chunk_idx, train_s, wandb_id = meta["chunk"], meta["train_s"], meta.get("wandb_run_id")
         diverged = {int(lane): info for lane, info in meta.get("diverged_lanes", {}).items()}
         print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
