@@ -35,8 +35,8 @@ def _hydra_entry() -> None:
     def _main(cfg: DictConfig) -> float:
         typed = config_lib.from_dict(OmegaConf.to_container(cfg, resolve=True))
         hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # jobs of one sweep must not share a run_dir
-            typed = dataclasses.replace(typed, run_dir=f"{typed.run_dir}-job{hydra_cfg.job.num}")
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # <run_dir>/job<k>, as the sweep resolved it (${now:} moves on)
+            typed = dataclasses.replace(typed, run_dir=hydra_cfg.runtime.output_dir)
         from jaxfactor.runner.loop import run
 
         try:
@@ -82,9 +82,25 @@ def _preflight_sweep(overrides: list[str]) -> None:
     for num, job in enumerate(jobs):
         try:
             cfg = load_config(job)
-            preflight(dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}-job{num}"))
+            preflight(dataclasses.replace(cfg, run_dir=f"{cfg.run_dir}/job{num}"))
         except ConfigError as e:
             raise ConfigError(f"multirun job {num} ({' '.join(job)}): {e}; no job was started") from None
+
+
+def _print_help(overrides: list[str]) -> None:
+    """Hydra's --help lists private groups (configs/*/_*.yaml, the shared bases); this lists what can be chosen."""
+    from omegaconf import OmegaConf
+
+    from jaxfactor.cli import GROUPS, compose_config, group_options
+
+    cfg = compose_config(overrides)
+    print(__doc__.strip().split("\n\n")[0])
+    print("\n== Config groups (group=option) ==")
+    for group in GROUPS:
+        print(f"{group}: {', '.join(group_options(group))}")
+    print("\n== Config (key=value; --cfg job --resolve prints it resolved; -m runs a comma list as a sweep) ==")
+    print(OmegaConf.to_yaml(cfg), end="")
+    print("\n" + __doc__.strip().split("\n\n")[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
                     for a in argv)
     multirun = any(a in ("-m", "--multirun") for a in argv)
     try:
+        if any(a in ("--help", "-h") for a in argv):
+            _print_help([a for a in argv if not a.startswith("-")])
+            return
         if not info_only:
             overrides = [a for a in argv if not a.startswith("-")]
             if multirun:

@@ -176,3 +176,26 @@ def test_one_process_per_run_dir(tmp_path, capfd):
     err = capfd.readouterr().err.strip()
     assert exit_info.value.code == 2 and err == f"jaxfactor: error: run_dir={tmp_path}/file is a file; allowed: a " \
                                                "directory (new or a run's own)", err
+
+
+def test_a_multirun_writes_only_inside_its_run_dir_and_help_lists_public_options(tmp_path, capsys):
+    from jaxfactor.train import main
+
+    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "-m", "seed=0,1", "num_seeds=1",
+                           "total_timesteps=100", "log_every_steps=100", "eval_every_steps=100", "run_dir=sweep",
+                           "progress=false"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # no multirun/, outputs/ or .hydra/ in the cwd
+    sweep = tmp_path / "sweep"
+    assert sorted(p.name for p in sweep.iterdir()) == ["job0", "job1", "multirun.yaml"]
+    seeds = [json.loads((sweep / job / "summary.json").read_text())["seed"] for job in ("job0", "job1")]
+    assert seeds == [0, 1]
+    capsys.readouterr()
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    groups = {line.split(": ")[0]: line.split(": ")[1].split(", ") for line in out.splitlines()
+              if line.startswith(("algo: ", "env: ", "logger: "))}
+    assert "qmix" in groups["algo"] and "smax_3m" in groups["env"] and groups["logger"] == ["console", "wandb"]
+    assert not [o for options in groups.values() for o in options if o.startswith("_")], groups
