@@ -3,6 +3,7 @@ allowed values (Hydra's own messages span several lines and a stack trace hint).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +24,6 @@ def group_options(group: str) -> list[str]:
 def _compose(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -38,6 +38,12 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
             raise ConfigError(f"{first}{hint}") from None
 
 
+@functools.lru_cache(maxsize=64)
+def _compose_groups(group_choice: tuple[str, ...]) -> DictConfig:
+    """The config of a choice of groups alone (read only: which keys exist); the files do not change in a process."""
+    return _compose(group_choice)
+
+
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose configs/ with overrides (used by tests and the CLI check), after validating them."""
     check_overrides(overrides)
@@ -49,8 +55,16 @@ def load_config(overrides: Sequence[str] = (), **keys: Any) -> "RunConfig":
     validate: the one path from overrides to a frozen RunConfig (CLI, tests and experiments)."""
     from jaxfactor.config import from_dict
 
+    from omegaconf.errors import OmegaConfBaseException
+
     cfg = compose_config([*overrides, *(f"{k}={v}" for k, v in keys.items())])
-    return from_dict(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:  # an interpolation such as ${nowhere} that does not resolve
+        where = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{where}{first}; allowed: interpolations of existing keys") from None
+    return from_dict(plain)
 
 
 def _key_exists(cfg: DictConfig, dotted: str) -> bool:
@@ -77,7 +91,7 @@ def check_overrides(args: Sequence[str]) -> None:
                 if v not in group_options(key):
                     raise ConfigError(f"unknown {key} '{v}'; allowed: {', '.join(group_options(key))}")
             group_choice.append(f"{key}={values[0]}")
-    base = _compose(group_choice)
+    base = _compose_groups(tuple(group_choice))
     for o in overrides:
         key = o.key_or_group
         if key in GROUPS or key.startswith("hydra") or o.is_add() or o.package:

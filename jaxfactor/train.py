@@ -61,8 +61,16 @@ def _with_resume(overrides: list[str]) -> list[str]:
     overrides = [f"resume_step={o.split('=', 1)[1]}" if o.startswith("step=") else o for o in overrides]
     if not resume or resume[-1] in ("null", ""):
         return overrides
+    if not (Path(resume[-1]) / "checkpoints").is_dir():
+        raise ConfigError(f"resume={resume[-1]} is not a run directory with checkpoints; allowed: the run_dir of a "
+                          "run that saved a checkpoint")
     saved_file = Path(resume[-1]) / "overrides.json"
-    saved = json.loads(saved_file.read_text()) if saved_file.exists() else []
+    try:
+        saved = json.loads(saved_file.read_text()) if saved_file.exists() else []
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"resume={resume[-1]}: {saved_file} is damaged ({e})") from None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise ConfigError(f"resume={resume[-1]}: {saved_file} is not a list of overrides")
     keep = [o for o in saved if not o.lstrip("+~").startswith(("run_dir=", "resume="))]
     return [*keep, *[o for o in overrides if not o.startswith("run_dir=")], f"run_dir={resume[-1]}"]
 
@@ -103,34 +111,35 @@ def _print_help(overrides: list[str]) -> None:
     print("\n" + __doc__.strip().split("\n\n")[-1])
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
-    from jaxfactor.cli import load_config
-    from jaxfactor.runner.guards import RunInterrupted
+def validate_argv(argv: list[str]) -> list[str]:
+    """Every check the CLI makes before Hydra runs (a ConfigError naming the field); returns Hydra's argv."""
+    from jaxfactor.cli import check_overrides, load_config
     from jaxfactor.runner.loop import preflight
 
+    if any(a in ("--hydra-help", "--info") or a.startswith(("--cfg", "-c")) for a in argv):
+        return argv  # prints a config, runs nothing
+    overrides = [a for a in argv if not a.startswith("-")]
+    if any(a in ("-m", "--multirun") for a in argv):
+        if any(o.startswith("resume=") for o in overrides):
+            raise ConfigError("resume= continues one run; allowed: without -m/--multirun")
+        check_overrides(overrides)
+        _preflight_sweep(overrides)  # every job, before the first one trains
+    else:
+        overrides = _with_resume(overrides)
+        preflight(load_config(overrides))  # env and algorithm factories validate their own keys
+    return [a for a in argv if a.startswith("-")] + overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
+    from jaxfactor.runner.guards import RunInterrupted
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    info_only = any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith(("--cfg", "-c"))
-                    for a in argv)
-    multirun = any(a in ("-m", "--multirun") for a in argv)
     try:
         if any(a in ("--help", "-h") for a in argv):
             _print_help([a for a in argv if not a.startswith("-")])
             return
-        if not info_only:
-            overrides = [a for a in argv if not a.startswith("-")]
-            if multirun:
-                from jaxfactor.cli import check_overrides
-
-                if any(o.startswith("resume=") for o in overrides):
-                    raise ConfigError("resume= continues one run; allowed: without -m/--multirun")
-                check_overrides(overrides)
-                _preflight_sweep(overrides)  # every job, before the first one trains
-            else:
-                overrides = _with_resume(overrides)
-                preflight(load_config(overrides))  # env and algorithm factories validate their own keys
-            argv = [a for a in argv if a.startswith("-")] + overrides
-        sys.argv = [sys.argv[0], *argv]
+        sys.argv = [sys.argv[0], *validate_argv(argv)]
         _hydra_entry()
     except ConfigError as e:
         print(f"jaxfactor: error: {e}", file=sys.stderr)

@@ -56,7 +56,27 @@ def preflight(cfg: RunConfig) -> None:
 
     s = setup(cfg)
     buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
+    _check_state_memory(s)
     _check_run_dir(cfg)
+
+
+def _check_state_memory(s: Setup) -> None:
+    """The whole training state (parameters, targets, optimiser moments, replay) from its abstract shapes:
+    networks too large for the device are refused before anything is allocated."""
+    import jax
+
+    from jaxfactor import buffers
+    from jaxfactor.runner.lanes import abstract_lanes
+
+    state = abstract_lanes(s.cfg, s.algo)
+    learner = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.learner))
+    total = learner + sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.buffer))
+    free, fraction = buffers.available_memory_bytes(), s.cfg.max_buffer_memory_fraction
+    if total > fraction * free:
+        raise ConfigError(f"the training state needs {total / 2**30:.2f} GiB ({learner / 2**30:.2f} GiB of parameters, "
+                          f"targets and optimiser state for {num_lanes(s.cfg)} lanes), more than "
+                          f"max_buffer_memory_fraction={fraction} of the {free / 2**30:.2f} GiB free; lower "
+                          "algo.agent_hidden_dim, algo.mixing_embed_dim, algo.hypernet_embed_dim or num_seeds")
 
 
 def _check_run_dir(cfg: RunConfig) -> None:
@@ -118,6 +138,7 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
 
     s = setup(cfg)
     buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
+    _check_state_memory(s)
     run_dir = Path(cfg.run_dir)
     _check_run_dir(cfg)
     try:
