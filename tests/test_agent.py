@@ -36,7 +36,7 @@ def test_acting_matches_learning_unroll():
     """Hidden states threaded step by step through `algo.act` (reset by the `first` flag, starting from a
     stale state left by "a previous episode") equal the hidden states the learner recomputes from a zero
     state over the stored episode. Resetting on the wrong step, or never, breaks the equality."""
-    cfg = make_cfg("algo=qmix", "env=smax_3m")
+    cfg = make_cfg("algo=qmix", "env=predator_prey_small", "env.obs_agent_id=true")  # both input flags on
     env = make_env(cfg.env.kind, cfg.env.params)
     algo = make_algo(cfg.algo, cfg.env, env.spec)
     params = algo.init(jax.random.key(0)).params
@@ -46,7 +46,7 @@ def test_acting_matches_learning_unroll():
 
     # What the learner sees: the agent unrolled from zeros over the stored episode (agents folded into B).
     x = agent_inputs(episodes.obs, previous_actions(episodes.actions), env.spec.num_actions,
-                     obs_last_action=True, obs_agent_id=True)
+                     obs_last_action=cfg.env.obs_last_action, obs_agent_id=cfg.env.obs_agent_id)
     x = jnp.swapaxes(x, 0, 1).reshape(T, E * N, -1)
     agent = RecurrentQAgent(hidden_dim=cfg.algo.agent_hidden_dim, num_actions=env.spec.num_actions)
     _, _, hs = unroll(agent, params["agent"], x, jnp.zeros((E * N, cfg.algo.agent_hidden_dim)),
@@ -74,7 +74,7 @@ def test_acting_matches_learning_unroll():
 
 
 def test_act_resets_state_on_first_flag():
-    cfg = make_cfg("algo=qmix", "env=smax_3m")
+    cfg = make_cfg("algo=qmix", "env=predator_prey_small", "env.obs_agent_id=true")  # both input flags on
     env = make_env(cfg.env.kind, cfg.env.params)
     algo = make_algo(cfg.algo, cfg.env, env.spec)
     params = algo.init(jax.random.key(0)).params
