@@ -62,7 +62,7 @@ def test_vmapped_init_of_several_seeds_does_not_hang(cfg_factory):
 
 
 UNIFORM = ("algo.eps_start=1", "algo.eps_finish=1")
-UPDATES = 25_000 // 8  # half the PyMARL2 matrix-game budget (50k env steps) to keep CI within budget
+UPDATES = 10_000 // 8  # a fifth of the PyMARL2 matrix-game budget (50k env steps): the additive miss holds by then
 
 
 @pytest.mark.slow
