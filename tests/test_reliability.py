@@ -51,9 +51,10 @@ def test_diverged_lanes_are_left_out_of_every_result_and_stay_diverged_after_a_r
 def test_the_exit_code_says_when_every_lane_diverged(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}  # compile-bound
     done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "num_seeds=1", "algo.lr=1e30",
-                           "total_timesteps=500", "log_every_steps=500", f"run_dir={tmp_path}/run", "progress=false"],
-                          capture_output=True, text=True, timeout=600, env=env)
+                           "total_timesteps=500", "log_every_steps=500", "run_dir=run", "progress=false"],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 3, done.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing written outside run_dir (no outputs/)
     assert "EVERY LANE DIVERGED (non-finite losses): lanes 0" in done.stdout
     assert "(mean none: every lane diverged)" in done.stdout and "Traceback" not in done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
