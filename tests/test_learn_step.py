@@ -101,7 +101,9 @@ def key_data(tree):
                         tree)
 
 
-@pytest.mark.parametrize("env_name", ["matrix_m3", "predator_prey_small"])
+# matrix_m3 through its numpy twin (a host simulator's contract) in CI; the small stag hunt's 50-step episodes
+# through its jitted step are the extended tier (80 s in CI).
+@pytest.mark.parametrize("env_name", ["matrix_m3", pytest.param("predator_prey_small", marks=pytest.mark.extended)])
 def test_a_host_style_driver_ends_bit_identical_to_the_device_chunk(env_name):
     cfg = make_cfg("algo=qmix", f"env={env_name}", "num_seeds=2", "algo.num_envs=4", "algo.batch_size=8",
                    "algo.buffer_size=16", "algo.target_update_episodes=8")
@@ -199,6 +201,7 @@ def test_a_truncation_before_the_limit_ends_like_the_limit():
     np.testing.assert_allclose(np.asarray(y)[1, :2], [6.5, 2.0])
 
 
+@pytest.mark.extended  # 38 s in CI: experiments/learning.py's own regression
 def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
     from experiments.learning import UNTRAINED_STREAM, untrained_then_trained
 

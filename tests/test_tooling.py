@@ -149,9 +149,11 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     # An older checkpoint on request: `resume=<dir> step=4` sets checkpoint 8 aside and ends on the same run.
     older = tmp_path / "older"
     shutil.copytree(killed, older)
-    out = _train_cli(f"resume={older}", "step=4", "progress=false")
-    assert out.returncode == 0 and "at chunk 4" in out.stdout, out.stderr[-2000:]
-    notices = [line for line in out.stderr.splitlines() if line.startswith("jaxfactor:")]
+    capfd.readouterr()
+    run(make_cfg(*SHORT, f"resume={older}", "resume_step=4", run_dir=str(older)))  # in-process (CLI: step=4)
+    out, err = capfd.readouterr()
+    assert "at chunk 4" in out
+    notices = [line for line in err.splitlines() if line.startswith("jaxfactor:")]
     assert notices == [f"jaxfactor: resuming from checkpoint 4; the newer checkpoint(s) 8 under {older}/checkpoints "
                        "were renamed to <step>.superseded"], notices
     assert (older / "checkpoints" / "8.superseded").is_dir()

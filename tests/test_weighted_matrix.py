@@ -2,10 +2,11 @@
 
 [POW] App. F.2 setting: epsilon = 1 throughout, alpha = 0 for CW/OW/POW, POW tolerance 0.05, no warm-up,
 8 envs. For CI the batch is 32 instead of 128 and the budget 10k env steps (CW: 15k) instead of 50k: the
-learners are compute-bound on 2 CPU cores (POW's 10 recognition steps per update make it the costliest test). experiments/README.md tabulates the criteria every 10k
-steps (batch 32) and every 2.5k (batch 128), the rates over seeds 0-9 behind the thresholds here, and the
-3-agent analogue of M3 (`python -m experiments.matrix_weighted`), which is left out here for CI time. Each test
-trains its games as lanes of one vmapped program, seeds 0-4 (the lane key scheme of `jaxfactor.runner.lanes`).
+learners are compute-bound on 2 CPU cores (POW's 10 recognition steps per update make it the costliest
+test). experiments/README.md tabulates the criteria every 10k steps (batch 32) and every 2.5k (batch 128),
+the rates over seeds 0-9 behind the thresholds here, and the 3-agent analogue of M3
+(`python -m experiments.matrix_weighted`), which is left out here for CI time. Each test trains its games
+as lanes of one vmapped program, seeds 0-4 (the lane key scheme of `jaxfactor.runner.lanes`).
 """
 
 import numpy as np
@@ -17,6 +18,9 @@ from jaxfactor.matrix_study import optimum, permute_actions, train_matrix_games
 M3, M1, M0 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3", "m1", "m0"))  # configs/env
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), the 7.9 local optimum at (A,B)
 GAMES = {"M3": M3, "M1": M1, "M3 optimum at (B,C)": M3_MOVED}
+# POW and CW on the two placements of M3's optimum (M1, where both are 9/10-10/10, stays in the rates table
+# of experiments/README.md): 10 lanes instead of 15 for CI time.
+WEIGHTED_GAMES = {"M3": M3, "M3 optimum at (B,C)": M3_MOVED}
 SEEDS = 5
 ENV_STEPS = {"pow_qmix": 10_000, "cw_qmix": 15_000, "ow_qmix": 10_000, "qmix": 10_000}
 # Seeds that must recover the optimum. Measured on seeds 0-9 (experiments/README.md): POW 8/10 on M3 and 9/10 on
@@ -52,8 +56,8 @@ def assert_recovers_the_optimum(out: dict, g: int, name: str, min_seeds: int) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["pow_qmix", "cw_qmix"])
 def test_weighted_qmix_recovers_the_optimum_wherever_it_sits(algo):
-    out = train(algo, list(GAMES.values()))
-    for g, name in enumerate(GAMES):
+    out = train(algo, list(WEIGHTED_GAMES.values()))
+    for g, name in enumerate(WEIGHTED_GAMES):
         assert_recovers_the_optimum(out, g, name, MIN_SEEDS[algo])
 
 
@@ -78,6 +82,7 @@ def test_qmix_misses_the_optimum_and_solves_m0():
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 102 s in CI; a negative result (P1'), also in experiments/README.md's tables
 def test_ow_qmix_misses_the_m3_optimum_on_most_seeds():
     """P1': with alpha = 0 OW-QMIX only ever raises Q_tot (weight 0 where Q_tot >= y), so the table ends above
     the payoff and the greedy action is left to that drift: measured on 2 of the 10 seeds of M3 and moved M3.
