@@ -3,6 +3,8 @@
 The command line: compose configs/ (Hydra), type and validate the config (one-line errors before anything
 is allocated), then hand it to the run loop (`jaxfactor.runner.loop.run`), which trains `num_seeds` seeds
 in one compiled program and writes config.json, metrics.jsonl, checkpoints and summary.json to `run_dir`.
+`resume=<run_dir> [step=<n>]` continues a run from its newest (or its n-th) checkpoint; `-m` runs a sweep,
+every job validated first, in run_dir/job<k>.
 
 Exit codes: 0 done; 2 bad input (one `jaxfactor: error:` line); 3 every lane (seed x grid point) diverged;
 130 / 143 stopped by SIGINT / SIGTERM after checkpointing (continue with resume=<run_dir>).
