@@ -264,8 +264,28 @@ def _sweep_config(values: Mapping[str, Any]) -> Mapping[str, tuple[float, ...]]:
     return MappingProxyType(out)
 
 
+INT32_MAX = 2**31 - 1
+
+
+def _check_int32(section: str, obj: Any) -> None:
+    """Counters and sizes reach jitted int32 arithmetic (env steps, episodes, seeds): larger values would overflow
+    there, so every integer field is refused beyond int32 up front."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
+            raise ConfigError(f"{section}{f.name}={value} is out of range; allowed: at most {INT32_MAX} "
+                              "(int32 counters)")
+
+
 def validate(cfg: RunConfig) -> None:
     a = cfg.algo
+    for section, obj in (("", cfg), ("algo.", a), ("env.", cfg.env), ("checkpoint.", cfg.checkpoint)):
+        _check_int32(section, obj)
+    for name, value in a.extra.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
+            raise ConfigError(f"algo.{name}={value} is out of range; allowed: at most {INT32_MAX} (int32 counters)")
+    if cfg.seed + cfg.num_seeds - 1 > INT32_MAX:
+        raise ConfigError(f"seed={cfg.seed} is out of range; allowed: seed + num_seeds - 1 at most {INT32_MAX}")
     _check_range("num_seeds", cfg.num_seeds, 1)
     if cfg.num_devices is not None:
         _check_range("num_devices", cfg.num_devices, 1)

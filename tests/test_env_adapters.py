@@ -113,6 +113,7 @@ def test_payoff_shift_happens_inside_the_training_loop(cfg_factory):
 TRAINED_HERE = ["mpe_simple_spread", "mpe_simple_tag", "overcooked_cramped_room"]
 
 
+@pytest.mark.extended  # 41-54 s each in CI (compilation); the adapters' shapes and steps are checked above
 @pytest.mark.parametrize("env_name", TRAINED_HERE)
 def test_qmix_tiny_budget_finite_losses(cfg_factory, env_name):
     short = ["env.max_steps=40"] if env_name.startswith("overcooked") else []  # 400-step episodes: CI time

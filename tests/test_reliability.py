@@ -84,6 +84,9 @@ def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
     (["env=overcooked_cramped_room", "env.max_steps=true"], "env.max_steps=True is not an integer"),
     (["algo=qmix,vdn"], "allowed: one value, a list in brackets, or -m to run algo=qmix,vdn as a sweep"),
     (["algo.lr=[0.1"], "no viable alternative at input '[0.1'"),
+    (["algo.target_update_episodes=9567191577"], "algo.target_update_episodes=9567191577 is out of range; allowed: "
+                                                 "at most 2147483647 (int32 counters)"),
+    (["seed=2147483647", "num_seeds=2"], "seed + num_seeds - 1 at most 2147483647"),
     (["algo.eps_start=0.05", "algo.eps_finish=0.5"], "algo.eps_finish=0.5 > algo.eps_start=0.05; allowed: eps_finish "
                                                       "<= eps_start (equal for a constant epsilon)"),
     (["sweep.algo.eps_start=[1.0,0.01]", "algo.eps_finish=0.05"], "at grid point {'algo.eps_start': 0.01}"),

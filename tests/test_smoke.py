@@ -37,6 +37,7 @@ def test_tiny_budget_finite_losses(cfg_factory, algo):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 130 s in CI; the CLI path itself is exercised by test_reliability and test_tooling
 def test_s2q_on_6h_vs_8z_through_the_cli(tmp_path):
     """The headline command of the README, with a tiny budget."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}  # compile-bound, see conftest

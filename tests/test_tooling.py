@@ -239,6 +239,7 @@ print("RESULT" + json.dumps(out))
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 84 s in CI (two device layouts compiled in a fresh process)
 @pytest.mark.timeout(600)
 def test_seed_axis_sharded_over_two_host_devices_matches_one_device(tmp_path):
     """Seeds 0-3 on two devices (two seeds each) = seeds 0-1 and seeds 2-3 each run on one device.
