@@ -153,6 +153,7 @@ def test_temperature_moves_the_entropy_toward_its_target(cfg_factory):
         assert np.sign(entropy(learner.params) - before) == direction
 
 
+@pytest.mark.extended  # 38 s in CI
 def test_rnd_predictor_loss_decreases_on_a_fixed_stream(cfg_factory):
     _, _, algo, learner, batch = small_batch(cfg_factory, "algo=nmix", "algo.rnd=true", "algo.bootstrap=sarsa",
                                              env="smax_3m", num_envs=4)

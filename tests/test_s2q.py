@@ -70,6 +70,7 @@ def test_behaviour_policy_index_is_per_episode_and_actions_available(cfg_factory
     assert bool(taken[explore.filled].all())  # never an unavailable action
 
 
+@pytest.mark.extended  # 37 s in CI
 def test_one_subvalue_without_weighting_is_qmix_plus_central_loss(cfg_factory):
     """K = 0 and w = 1: S2Q's loss minus its encoder-decoder terms equals the "QMIX + Q-hat-star"
     WQMIX ablation's loss for the same parameters (both without 1/2 factors)."""

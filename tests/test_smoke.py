@@ -25,7 +25,13 @@ ELSEWHERE = ("qmix", "vdn", "pow_qmix", "cw_qmix", "ow_qmix", "s2q", "s2q_comm",
              "pow_vdn", "pow_qplex", "s2q_vdn", "s2q_qplex", "me_qplex")
 
 
-@pytest.mark.parametrize("algo", [a for a in ALGOS.names() if a not in ELSEWHERE])
+# me_qmix (74 s in CI) and qplex (57 s) are the extended tier: ME's sampling and QPLEX's mixer have their unit
+# tests in test_nmix_me.py and test_weighted_units.py.
+EXTENDED = ("me_qmix", "qplex")
+
+
+@pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.extended) if a in EXTENDED else a
+                                  for a in ALGOS.names() if a not in ELSEWHERE])
 def test_tiny_budget_finite_losses(cfg_factory, algo):
     env = ["env=smax_3m", "env.max_steps=40"] if algo in ON_SMAX else ["env=matrix_m3"]
     cfg = cfg_factory(f"algo={algo}", *env, "algo.batch_size=8", "algo.buffer_size=32", "algo.num_envs=4",
