@@ -178,29 +178,28 @@ class Checkpointer:
             if damaged:
                 aside = ""
                 if set_aside:
-                    for bad in steps[:steps.index(s)]:
-                        target = self.directory / f"{bad}.unreadable"
-                        while target.exists():
-                            target = target.with_name(target.name + "+")
-                        (self.directory / str(bad)).rename(target)
-                    self.manager.reload()
+                    self._rename_aside(steps[:steps.index(s)], "unreadable")
                     aside = " (renamed to <step>.unreadable)"
                 print(f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
                       f"{aside}; using checkpoint {s}", file=sys.stderr, flush=True)
             return s, value, meta
         raise ConfigError(f"no readable checkpoint under {self.directory}: {'; '.join(damaged)}")
 
+    def _rename_aside(self, steps: list[int], reason: str) -> None:
+        """<step> -> <step>.<reason> (orbax lists integer names only), never over an earlier one."""
+        for s in steps:
+            target = self.directory / f"{s}.{reason}"
+            while target.exists():
+                target = target.with_name(target.name + "+")
+            (self.directory / str(s)).rename(target)
+        self.manager.reload()
+
     def set_aside_after(self, step: int) -> None:
         """Rename the checkpoints newer than `step` to <step>.superseded (a resume from an older one), with a
         one-line notice."""
         newer = sorted(s for s in self.manager.all_steps() if s > step)
-        for s in newer:
-            target = self.directory / f"{s}.superseded"
-            while target.exists():
-                target = target.with_name(target.name + "+")
-            (self.directory / str(s)).rename(target)
         if newer:
-            self.manager.reload()
+            self._rename_aside(newer, "superseded")
             print(f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
                   f"under {self.directory} were renamed to <step>.superseded", file=sys.stderr, flush=True)
 
