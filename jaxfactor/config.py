@@ -106,6 +106,31 @@ class CheckpointConfig:
     """Periodic checkpoints kept on disk (the newest ones)."""
 
 
+HOST_POOLS = ("process", "inline")
+HOST_START_METHODS = ("spawn", "forkserver")
+
+
+@dataclasses.dataclass(frozen=True)
+class HostConfig:
+    """Host simulators (env kinds that cannot be jitted: highway-env, StarCraft II, GRF); unused by JAX envs."""
+
+    workers: int | None = None
+    """Worker processes stepping the lanes x num_envs simulators; None = the machine's cores (at most one per
+    simulator). More simulators than workers share workers, stepped in turn."""
+    pool: str = "process"
+    """process (isolated workers: crashes and hangs cost an episode) or inline (in the trainer's process)."""
+    start_method: str = "spawn"
+    """spawn or forkserver (never fork next to JAX)."""
+    start_timeout_s: float = 300.0
+    """Seconds a worker may take to start (StarCraft II's first launch is slow)."""
+    reset_timeout_s: float = 300.0
+    """Seconds one simulator may take to reset before its worker is killed and restarted."""
+    step_timeout_s: float = 60.0
+    """Seconds one simulator may take per step before its worker is killed and restarted."""
+    max_consecutive_failures: int = 3
+    """A simulator failing this many episodes in a row stops the run with its traceback."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     algo: AlgoConfig
@@ -125,6 +150,7 @@ class RunConfig:
     """Devices the seed axis is sharded over (the first ones of jax.devices()); None = all."""
     logger: LoggerConfig = LoggerConfig(kind="console")
     checkpoint: CheckpointConfig = CheckpointConfig(every_steps=None, buffer=True, max_to_keep=2)
+    host: HostConfig = HostConfig()
     resume: str | None = None
     """A run_dir to continue from its latest checkpoint."""
     resume_step: int | None = None
@@ -204,9 +230,11 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
         sections["logger"] = _logger_config(d.pop("logger"))
     if "checkpoint" in d:
         sections["checkpoint"] = _section(CheckpointConfig, "checkpoint", d.pop("checkpoint"))
+    if "host" in d:
+        sections["host"] = _section(HostConfig, "host", d.pop("host"))
     if "sweep" in d:
         sections["sweep"] = _sweep_config(d.pop("sweep"))
-    optional = ("logger", "checkpoint", "resume", "resume_step", "sweep", "num_devices")
+    optional = ("logger", "checkpoint", "host", "resume", "resume_step", "sweep", "num_devices")
     known = [f for f in _fields(RunConfig) if f not in sections]
     unknown = sorted(set(d) - set(known))
     if unknown:
@@ -279,7 +307,8 @@ def _check_int32(section: str, obj: Any) -> None:
 
 def validate(cfg: RunConfig) -> None:
     a = cfg.algo
-    for section, obj in (("", cfg), ("algo.", a), ("env.", cfg.env), ("checkpoint.", cfg.checkpoint)):
+    for section, obj in (("", cfg), ("algo.", a), ("env.", cfg.env), ("checkpoint.", cfg.checkpoint),
+                         ("host.", cfg.host)):
         _check_int32(section, obj)
     for name, value in a.extra.items():
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
@@ -325,8 +354,20 @@ def validate(cfg: RunConfig) -> None:
                               "with resume=<run_dir>")
         _check_range("step", cfg.resume_step, 1)
     _check_range("env.t_max", cfg.env.t_max, 1)
+    _validate_host(cfg.host)
     _check_range("env.test_interval", cfg.env.test_interval, 1)
     _check_range("env.test_episodes", cfg.env.test_episodes, 1)
+
+
+def _validate_host(h: HostConfig) -> None:
+    if h.workers is not None:
+        _check_range("host.workers", h.workers, 1)
+    for name, allowed in (("pool", HOST_POOLS), ("start_method", HOST_START_METHODS)):
+        if getattr(h, name) not in allowed:
+            raise ConfigError(f"host.{name}='{getattr(h, name)}' is unknown; allowed: {', '.join(allowed)}")
+    for name in ("start_timeout_s", "reset_timeout_s", "step_timeout_s"):
+        _check_range(f"host.{name}", getattr(h, name), 0.0, lo_open=True)
+    _check_range("host.max_consecutive_failures", h.max_consecutive_failures, 1)
 
 
 @dataclasses.dataclass(frozen=True)

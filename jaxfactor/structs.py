@@ -7,28 +7,16 @@ T = L + 1 slots; slot t < L holds a transition, the slot after the last real tra
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from jaxfactor.spec import EnvSpec  # noqa: F401  (re-exported: EnvSpec is JAX-free for host workers)
 
 
 def where_env(mask: jax.Array, new, old):
     """Per-env select over pytrees whose leaves lead with the env axis E: `new` where mask [E] is set."""
     return jax.tree.map(lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o), new, old)
-
-
-@dataclasses.dataclass(frozen=True)
-class EnvSpec:
-    """Static description of a (single, unbatched) environment."""
-
-    num_agents: int
-    obs_dim: int
-    state_dim: int
-    num_actions: int
-    episode_limit: int
-    has_win_flag: bool
 
 
 @struct.dataclass

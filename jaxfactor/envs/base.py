@@ -114,6 +114,13 @@ class JaxmarlTeamAdapter:
         return state, self._timestep(obs, jnp.array(0.0))
 
 
-def make_env(kind: str, params: Mapping[str, Any]) -> JaxEnv:
-    """Build the env of a registered kind from its kind-specific parameters."""
+def make_env(kind: str, params: Mapping[str, Any]) -> Any:
+    """Build the env of a registered kind from its kind-specific parameters: a JaxEnv, or for a host simulator
+    (jaxfactor.hostenvs) the factory its workers build simulators from."""
+    from jaxfactor.hostenvs import HOST_ENV_KINDS, make_host_env
+
+    if kind in HOST_ENV_KINDS:
+        return make_host_env(kind, params)
+    if kind not in ENV_KINDS:
+        raise ConfigError(f"unknown env.kind '{kind}'; allowed: {', '.join(sorted(ENV_KINDS.names() + HOST_ENV_KINDS.names()))}")
     return ENV_KINDS.get(kind).from_params(params)

@@ -153,19 +153,40 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
 
 def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, callbacks: Sequence[Callback],
            overrides: list[str] | None) -> dict[str, Any]:
+    cfg = s.cfg
+    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
+    if overrides is not None and cfg.resume is None:
+        (run_dir / "overrides.json").write_text(json.dumps(overrides))
+    collector = (backend or default_backend(s))(s, lambda: [c.on_trace() for c in callbacks])
+    try:
+        return _train_with(s, run_dir, collector, callbacks)
+    finally:
+        getattr(collector, "close", lambda: None)()  # host simulators' workers
+
+
+def default_backend(s: Setup) -> Callable[..., Backend]:
+    """The host backend for simulators that cannot be jitted, else the device backend."""
+    from jaxfactor.hostenvs import HostEnvFactory
+
+    if isinstance(s.env, HostEnvFactory):
+        from jaxfactor.runner.host import HostBackend
+
+        return HostBackend
+    from jaxfactor.runner.anakin import DeviceBackend
+
+    return DeviceBackend
+
+
+def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence[Callback]) -> dict[str, Any]:
     import jax
 
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.loggers import RunLogger
-    from jaxfactor.runner.anakin import DeviceBackend
     from jaxfactor.runner.lanes import init_lanes
 
     cfg, env, algo, plan, sharding = s.cfg, s.env, s.algo, s.plan, s.sharding
     total = num_lanes(cfg)
-    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
-    if overrides is not None and cfg.resume is None:
-        (run_dir / "overrides.json").write_text(json.dumps(overrides))
-    collector = (backend or DeviceBackend)(s, lambda: [c.on_trace() for c in callbacks])
+    host_stats = getattr(collector, "stats", lambda: None)
 
     t_start = time.perf_counter()
     ckpt = Checkpointer(run_dir, cfg.checkpoint.max_to_keep, cfg.checkpoint.buffer)
@@ -176,6 +197,8 @@ def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, call
         runner, meta = restore_lanes(ckpt, s, cfg.resume_step)
         chunk_idx, train_s, wandb_id = meta["chunk"], meta["train_s"], meta.get("wandb_run_id")
         diverged = {int(lane): info for lane, info in meta.get("diverged_lanes", {}).items()}
+        if "host" in meta and hasattr(collector, "restore_stats"):
+            collector.restore_stats(meta["host"])  # crash counts continue across the resume
         print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
               + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
     else:
@@ -193,7 +216,8 @@ def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, call
     def save(step: int) -> None:
         if ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
                                     "wandb_run_id": logger.run_id, "config": plain(cfg),
-                                    "diverged_lanes": report.lanes_json(diverged)}):
+                                    "diverged_lanes": report.lanes_json(diverged),
+                                    **({"host": host_stats()} if host_stats() else {})}):
             for c in callbacks:
                 c.on_checkpoint(step, ckpt)
 
@@ -258,6 +282,8 @@ def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, call
         "final": report.final_stats(final, env.spec.has_win_flag, is_diverged),
         "diverged_lanes": report.lanes_json(diverged), "all_lanes_diverged": bool(is_diverged.all()),
     }
+    if host_stats() is not None:
+        result["host"] = host_stats()
     if len(cfg.grid) > 1:
         result["grid"] = report.ranked_grid([
             {"point": p, "label": grid_label(p), **report.final_stats(block, env.spec.has_win_flag, lanes["d"])}

@@ -137,6 +137,12 @@ def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
         from jaxfactor.matrix_study import format_matrix_report
 
         print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), result["matrix"]))
+    if "host" in result:
+        h = result["host"]
+        print(f"host simulators: {h['crashes']} crashes, {h['restarts']} worker restarts, {h['invalid_episodes']} "
+              f"in-band restarts, {h['discarded_episodes']} episodes discarded ({h['workers']} workers; "
+              f"simulator {h['collect_simulator_s']:.1f}s, acting {h['collect_act_s']:.1f}s, learning "
+              f"{h['learn_s']:.1f}s)")
     if result["diverged_lanes"]:
         what = "EVERY LANE DIVERGED" if result["all_lanes_diverged"] else "DIVERGED"
         print(f"{what} (non-finite losses): lanes {', '.join(result['diverged_lanes'])}, left out of every result "

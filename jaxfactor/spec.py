@@ -1,0 +1,17 @@
+"""The static description of an environment, JAX-free so that host-simulator workers import it cheaply."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a (single, unbatched) environment."""
+
+    num_agents: int
+    obs_dim: int
+    state_dim: int
+    num_actions: int
+    episode_limit: int
+    has_win_flag: bool
