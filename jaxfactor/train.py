@@ -7,7 +7,7 @@ in one compiled program and writes config.json, metrics.jsonl, checkpoints and s
 every job validated first, in run_dir/job<k>.
 
 Exit codes: 0 done; 2 bad input (one `jaxfactor: error:` line); 3 every lane (seed x grid point) diverged;
-130 / 143 stopped by SIGINT / SIGTERM after checkpointing (continue with resume=<run_dir>).
+4 a host simulator failed repeatedly (its traceback is printed); 130 / 143 stopped by SIGINT / SIGTERM after checkpointing (continue with resume=<run_dir>).
 """
 
 from __future__ import annotations
@@ -40,12 +40,16 @@ def _hydra_entry() -> None:
         if hydra_cfg.mode == RunMode.MULTIRUN:  # <run_dir>/job<k>, as the sweep resolved it (${now:} moves on)
             typed = dataclasses.replace(typed, run_dir=hydra_cfg.runtime.output_dir)
         from jaxfactor.runner.loop import run
+        from jaxfactor.runner.workers import SimulatorFailed
 
         try:
             result = run(typed, overrides=list(hydra_cfg.overrides.task))
         except ConfigError as e:  # found once Hydra runs the job (e.g. another run holds run_dir): still one line
             print(f"jaxfactor: error: {e}", file=sys.stderr)
             sys.exit(2)
+        except SimulatorFailed as e:  # a host simulator failing every time: its traceback, no Hydra noise
+            print(f"jaxfactor: simulator failed, run stopped: {e}", file=sys.stderr)
+            sys.exit(SIMULATOR_FAILED)
         if result["all_lanes_diverged"] and hydra_cfg.mode == RunMode.RUN:
             sys.exit(ALL_DIVERGED)  # a multirun goes on with its other jobs; their summaries tell
         return result["final"]["eval_return_mean"]
@@ -54,6 +58,7 @@ def _hydra_entry() -> None:
 
 
 ALL_DIVERGED = 3
+SIMULATOR_FAILED = 4
 
 
 def _with_resume(overrides: list[str]) -> list[str]:

@@ -86,4 +86,4 @@ def test_the_host_loop_ends_bit_identical_to_the_device_chunk(countdown_setup, p
     assert int(device.learner.num_updates.min()) == 3
     for a, b in zip(jax.tree.leaves(runner.learner.params), jax.tree.leaves(device.learner.params)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    assert metrics["host/discarded"].sum() == 0
+    assert metrics["host/discarded"].sum() == 0 and backend.collector.early_stops > 0  # padded slots compared too

@@ -62,7 +62,22 @@ class HostCollector:
                                               in_axes=(0, 0, 0, None, 0)))
         self._act = {False: act(False), True: act(True)}
         self._initial_actor = jax.jit(jax.vmap(lambda _: algo.initial_actor_state(num_envs)))(jnp.arange(lanes))
+        self._pad = jax.jit(jax.vmap(self._pad_actions, in_axes=(0, 0, 0, None, 0)))
         self.act_s = self.step_s = 0.0
+        self.early_stops = 0  # collections that ended before the limit slot (every episode over)
+
+    def _pad_actions(self, behaviour, actor, ts: Timestep, t_stop, act_keys) -> jax.Array:
+        """The behaviour actions of slots t_stop..L once every episode is over (the device rollout keeps acting on
+        the final observation there), in one compiled scan instead of one call per slot: [T, E, N]."""
+        E = self.E
+
+        def body(actor, xs):
+            t, key = xs
+            actions, new_actor = self.algo.act(behaviour, actor, ts, jnp.full((E,), t == 0), key, False)
+            actor = jax.tree.map(lambda n, o: jnp.where(t >= t_stop, n, o), new_actor, actor)
+            return actor, actions
+
+        return jax.lax.scan(body, actor, (jnp.arange(act_keys.shape[0]), act_keys))[1]
 
     def collect(self, behaviour, act_keys, seeds: np.ndarray, t_env: np.ndarray, greedy: bool):
         S, E, spec = self.S, self.E, self.spec
@@ -80,10 +95,20 @@ class HostCollector:
         self.step_s += time.perf_counter() - t0
         writer, actor = EpisodeWriter(spec, (S, E)), self._initial_actor
         no_reward, no_flag = jnp.zeros((S, E), jnp.float32), jnp.zeros((S, E), bool)
+        writer.carry.over[~valid.reshape(S, E)] = True  # a failed reset: nothing of it is kept
         for t in range(L + 1):
             seen = obs.reshape(S, E, N, -1).copy(), state.reshape(S, E, -1).copy(), avail.reshape(S, E, N, -1).copy()
             t0 = time.perf_counter()
             ts = Timestep(obs=seen[0], state=seen[1], avail=seen[2], reward=no_reward, terminal=no_flag, won=no_flag)
+            if not writer.flags(t)[0].any():  # every episode is over: nothing real is left to collect
+                if not greedy:  # the unfilled slots as the device rollout writes them (buffers stay bit-identical)
+                    padding = np.asarray(self._pad(behaviour, actor, ts, t, act_keys))
+                    zero, false = np.zeros((S, E), np.float32), np.zeros((S, E), bool)
+                    for u in range(t, L + 1):
+                        writer.write(u, *seen, padding[:, u], zero, false, false, false)
+                self.act_s += time.perf_counter() - t0
+                self.early_stops += 1
+                break
             actions, actor = self._act[greedy](behaviour, actor, ts, jnp.full((E,), t == 0), act_keys[:, t])
             actions = np.asarray(actions)
             t1 = time.perf_counter()
@@ -96,6 +121,7 @@ class HostCollector:
                 for i, r in self.pool.step({int(i): flat[i] for i in np.flatnonzero(running)}).items():
                     if isinstance(r, Failure) or r["invalid"]:
                         valid[i], in_band[i] = False, not isinstance(r, Failure)
+                        writer.carry.over[i // E, i % E] = True  # discarded: never stepped again
                         continue
                     obs[i], state[i], avail[i] = r["obs"], r["state"], r["avail"]
                     reward[i], terminal[i], won[i], truncated[i] = r["reward"], r["terminal"], r["won"], r["truncated"]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from jaxfactor.hostenvs import HostEnvFactory
-from jaxfactor.hostenvs.protocol import ContractError, check_timestep
+from jaxfactor.hostenvs.protocol import check_timestep
 
 
 class SimulatorFailed(RuntimeError):
@@ -45,7 +45,7 @@ class Failure:
 
 @dataclasses.dataclass
 class PoolStats:
-    crashes: int = 0  # a simulator raised, died, hung or broke the contract
+    crashes: int = 0  # simulators that raised, died, hung or broke the contract (a dead worker: each it held)
     restarts: int = 0  # worker processes respawned
     invalid_episodes: int = 0  # in-band self-restarts reported by the simulator
     discarded_episodes: int = 0  # episodes dropped for any of the above
