@@ -16,7 +16,7 @@ from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import make_host_env
 from jaxfactor.hostenvs.fakes import Faulty
-from jaxfactor.hostenvs.smac import SMAC_MAPS, FakeStarCraft2Env, smacv2_map
+from jaxfactor.hostenvs.smac import SMAC_MAPS, FakeStarCraft2Env
 
 # (obs, state, actions): SMAC's get_obs_size / get_state_size with default flags (oxwhirl/smac starcraft2.py);
 # the 5m_vs_6m ... 3s_vs_5z rows and SMACv2 5v5 are printed in the S2Q paper's Tables E.1, E.4 and E.5.
