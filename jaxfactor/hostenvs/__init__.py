@@ -52,6 +52,7 @@ def make_host_env(kind: str, params: Mapping[str, Any]) -> HostEnvFactory:
 
 # Importing the modules registers their kinds; none imports its simulator until a worker builds one.
 from jaxfactor.hostenvs import fakes as _fakes  # noqa: F401,E402
+from jaxfactor.hostenvs import highway as _highway  # noqa: F401,E402
 from jaxfactor.hostenvs import smac as _smac  # noqa: F401,E402
 
 __all__ = ["HOST_ENV_KINDS", "HostEnv", "HostEnvFactory", "HostKind", "make_host_env"]
