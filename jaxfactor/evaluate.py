@@ -53,6 +53,7 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
 
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.config import from_dict
+    from jaxfactor.hostenvs import HostEnvFactory
     from jaxfactor.runner.anakin import greedy_summary, make_evaluate
     from jaxfactor.runner.lanes import abstract_lanes, grid_label, num_lanes, seed_keys, setup
 
@@ -60,11 +61,13 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
 
     cfg = from_dict(read_run_config(run_dir))
     if render:
+        from jaxfactor.hostenvs import HOST_ENV_KINDS
         from jaxfactor.render import RENDERERS
 
-        if cfg.env.kind not in RENDERERS:  # before any work
+        rendering = sorted(RENDERERS) + [k for k in HOST_ENV_KINDS.names() if HOST_ENV_KINDS.get(k).renders]
+        if cfg.env.kind not in rendering:  # before any work
             raise ConfigError(f"render=true is not available for env kind '{cfg.env.kind}'; allowed: "
-                              f"{', '.join(sorted(RENDERERS))}")
+                              f"{', '.join(sorted(rendering))}")
     total = num_lanes(cfg)
     if not 0 <= render_seed < total:
         raise ConfigError(f"render_seed={render_seed} is out of range; allowed: 0..{total - 1}")
@@ -77,8 +80,19 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
         ckpt.close()
     t_env = jax.device_put(np.asarray(meta["env_steps"], np.int32), sharding)  # per lane, from the checkpoint
     n_episodes = episodes or cfg.env.test_episodes
-    eval_fn = jax.jit(jax.vmap(make_evaluate(algo, env, n_episodes)))
-    stats = greedy_summary(jax.device_get(eval_fn(params, jax.device_put(seed_keys(cfg, 0xE7A1), sharding), t_env)))
+    keys = jax.device_put(seed_keys(cfg, 0xE7A1), sharding)
+    host = isinstance(env, HostEnvFactory)
+    if host:  # simulators in worker processes, crashed episodes re-run
+        from jaxfactor.runner.host import HostBackend
+
+        backend = HostBackend(s)
+        try:
+            stats = backend.evaluate_params(params, t_env, keys, n_episodes)
+        finally:
+            backend.close()
+    else:
+        eval_fn = jax.jit(jax.vmap(make_evaluate(algo, env, n_episodes)))
+        stats = greedy_summary(jax.device_get(eval_fn(params, keys, t_env)))
     out: dict[str, Any] = {"algo": cfg.algo.name, "env": cfg.env.name, "chunk": meta["chunk"],
                            "env_steps": meta["env_steps"], "episodes": n_episodes,
                            "return": stats["eval/return"].tolist()}
@@ -95,7 +109,19 @@ def evaluate(run_dir: str, episodes: int | None = None, render: bool = False, gi
         print(line)
     print(f"mean return {np.mean(out['return']):.2f}" +
           (f"  mean win rate {np.mean(out['win_rate']):.2f}" if "win_rate" in out else ""))
-    if render:
+    if render and host:
+        from jaxfactor.render import write_frames_gif
+        from jaxfactor.runner.host import record_episode as record_host_episode
+
+        frames, episode = record_host_episode(algo, env, jax.tree.map(lambda x: x[render_seed], params),
+                                              seed_keys(cfg, 0x61F)[render_seed], int(meta["env_steps"][render_seed]),
+                                              max_render_steps)
+        path = Path(gif) if gif else Path(run_dir) / f"episode_{labels[render_seed].replace(' ', '_')}.gif"
+        write_frames_gif(frames, path)
+        out["gif"] = str(path)
+        print(f"wrote {path} ({len(frames)} frames, episode of {episode['length']} steps, return "
+              f"{episode['return']:.2f})")
+    elif render:
         from jaxfactor.render import record_episode, write_gif
 
         episode = jax.jit(lambda p, k, t: record_episode(algo, env, p, k, t))(

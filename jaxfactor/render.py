@@ -105,3 +105,13 @@ def write_gif(env_kind: str, env: JaxEnv, episode: dict[str, Any], path: str | P
     anim.save(str(path), writer=animation.PillowWriter(fps=fps))
     plt.close(fig)
     return frames
+
+
+def write_frames_gif(frames: list, path: str | Path, fps: int = 5) -> int:
+    """A GIF from a simulator's own rgb frames (host simulators such as highway-env)."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(str(path), save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return len(images)

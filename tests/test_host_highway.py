@@ -109,6 +109,15 @@ def test_qmix_learns_on_the_intersection_and_a_killed_run_resumes_to_the_uninter
     assert learned and np.isfinite(learned).all() and reference["host"]["workers"] == 2
     assert reference["host"]["crashes"] == 0 and reference["chunks"] >= 4
 
+    from jaxfactor.evaluate import evaluate  # greedy episodes in workers, and a GIF from highway-env's own frames
+
+    out = evaluate(str(whole), episodes=3, render=True, gif=str(tmp_path / "crossing.gif"))
+    assert len(out["return"]) == 1 and 0.0 <= out["win_rate"][0] <= 1.0
+    from PIL import Image
+
+    with Image.open(tmp_path / "crossing.gif") as gif:
+        assert gif.size == (600, 600) and gif.n_frames >= 2
+
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}"], capture_output=True,
                          text=True, timeout=600, env=env)

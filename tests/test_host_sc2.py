@@ -16,7 +16,8 @@ from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import make_host_env
 from jaxfactor.hostenvs.fakes import Faulty
-from jaxfactor.hostenvs.smac import SMAC_MAPS, FakeStarCraft2Env
+from jaxfactor.hostenvs.protocol import check_timestep
+from jaxfactor.hostenvs.smac import SMAC_MAPS, FakeStarCraft2Env, real_sc2_missing
 
 # (obs, state, actions): SMAC's get_obs_size / get_state_size with default flags (oxwhirl/smac starcraft2.py);
 # the 5m_vs_6m ... 3s_vs_5z rows and SMACv2 5v5 are printed in the S2Q paper's Tables E.1, E.4 and E.5.
@@ -123,3 +124,23 @@ def test_s2q_trains_a_tiny_budget_on_the_fake_6h_vs_8z_through_the_cli(tmp_path)
     assert summary["algo"] == "s2q" and summary["env_steps"] >= 150 and summary["host"]["workers"] >= 1
     assert np.isfinite(summary["final"]["eval_return_mean"])
     assert "host simulators: 0 crashes" in out.stdout
+
+
+@pytest.mark.sc2
+@pytest.mark.skipif(real_sc2_missing("smac") is not None,
+                    reason=f"real StarCraft II is not available here: {real_sc2_missing('smac')} (README, 'StarCraft II')")
+def test_real_sc2_keeps_the_contract_with_smacs_sizes():
+    factory = make_host_env("smac", {"map_name": "3m"})
+    env = factory.make(0)
+    try:
+        ts = env.reset(0, 0)
+        check_timestep(factory.spec, ts, stepped=False)
+        assert env.env.get_env_info()["obs_shape"] == SMAC_SIZES["3m"][0]
+        for _ in range(10):
+            actions = [int(np.flatnonzero(a)[0]) for a in ts["avail"]]
+            ts = env.step(np.array(actions))
+            check_timestep(factory.spec, ts, stepped=True)
+            if ts["terminal"] or ts["truncated"]:
+                break
+    finally:
+        env.close()

@@ -21,6 +21,8 @@ class HostKind:
     """A registered host simulator: `configure` validates the kind's parameters (one-line ConfigError naming
     env.<field>) and gives the spec, without starting anything; `make` builds one simulator in a worker."""
 
+    renders = False  # its simulators return rgb frames from render()
+
     @classmethod
     def configure(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], EnvSpec]:
         raise NotImplementedError
@@ -52,6 +54,7 @@ def make_host_env(kind: str, params: Mapping[str, Any]) -> HostEnvFactory:
 
 # Importing the modules registers their kinds; none imports its simulator until a worker builds one.
 from jaxfactor.hostenvs import fakes as _fakes  # noqa: F401,E402
+from jaxfactor.hostenvs import grf as _grf  # noqa: F401,E402
 from jaxfactor.hostenvs import highway as _highway  # noqa: F401,E402
 from jaxfactor.hostenvs import smac as _smac  # noqa: F401,E402
 

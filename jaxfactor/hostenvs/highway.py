@@ -113,6 +113,8 @@ class Intersection(HostKind):
     """env.kind=highway_intersection: controlled_vehicles (2-4), traffic, observed_vehicles, duration (s),
     policy_frequency and simulation_frequency (Hz), step_reward, arrival_bonus, collision_reward."""
 
+    renders = True
+
     @classmethod
     def configure(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], EnvSpec]:
         check_params("highway_intersection", params, (), tuple(DEFAULTS))

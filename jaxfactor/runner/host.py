@@ -200,10 +200,12 @@ class HostBackend:
         return runner, {k: np.stack([m[k] for m in per_update], axis=1) for k in per_update[0]}
 
     def evaluate(self, runner: RunnerState, keys: jax.Array) -> dict[str, np.ndarray]:
-        """`test_episodes` greedy episodes per lane, in rounds of E per lane; crashed episodes are re-run."""
-        need = self.cfg.env.test_episodes
-        behaviour = self._greedy(runner.learner.params, runner.learner.t_env)
-        t_env = np.asarray(runner.learner.t_env)
+        return self.evaluate_params(runner.learner.params, runner.learner.t_env, keys, self.cfg.env.test_episodes)
+
+    def evaluate_params(self, params, t_env: jax.Array, keys: jax.Array, need: int) -> dict[str, np.ndarray]:
+        """`need` greedy episodes per lane, in rounds of E per lane; crashed episodes are re-run."""
+        behaviour = self._greedy(params, t_env)
+        t_env = np.asarray(t_env)
         kept: list[list[dict]] = [[] for _ in range(self.S)]
         round_index = 0
         while min(len(k) for k in kept) < need:
@@ -228,3 +230,29 @@ class HostBackend:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def record_episode(algo: Algorithm, factory: HostEnvFactory, params, key: jax.Array, t_env: int,
+                   max_steps: int | None = None) -> tuple[list[np.ndarray], dict[str, float]]:
+    """One greedy episode of one lane's `params` in a simulator of this process, with the simulator's frames
+    after the reset and after every step (for `evaluate render=true`)."""
+    spec = algo.spec
+    env = factory.make(0)
+    reset_keys, act_keys, _ = rollout_keys(key, 1, spec.episode_limit)
+    behaviour = algo.greedy(params, t_env)
+    act = jax.jit(functools.partial(algo.act, greedy=True))
+    try:
+        ts = env.reset(int(_seeds(reset_keys)[0]), int(t_env))
+        frames, actor, ret, won, length = [env.render()], algo.initial_actor_state(1), 0.0, False, 0
+        for t in range(min(spec.episode_limit, max_steps or spec.episode_limit)):
+            seen = Timestep(obs=ts["obs"][None], state=ts["state"][None], avail=ts["avail"][None],
+                            reward=jnp.zeros(1), terminal=jnp.zeros(1, bool), won=jnp.zeros(1, bool))
+            actions, actor = act(behaviour, actor, seen, jnp.array([t == 0]), act_keys[t])
+            ts = env.step(np.asarray(actions)[0])
+            frames.append(env.render())
+            ret, won, length = ret + float(ts["reward"]), won or bool(ts["won"]), length + 1
+            if ts["terminal"] or ts["truncated"] or ts["invalid"]:
+                break
+    finally:
+        env.close()
+    return frames, {"return": ret, "won": float(won), "length": length}
