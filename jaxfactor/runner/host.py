@@ -177,12 +177,14 @@ class HostBackend:
         episodes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(lead + s.shape, s.dtype), episode_shapes(self.algo.spec))
         stats = {"return": jax.ShapeDtypeStruct(lead, jnp.float32), "length": jax.ShapeDtypeStruct(lead, jnp.int32),
                  "won": jax.ShapeDtypeStruct(lead, jnp.float32)}
+        runner = jax.device_put(runner, self.sharding)
         key, k_learn, *_ = jax.eval_shape(self._begin, runner)
         self._finish = self._finish.lower(runner, key, k_learn, episodes, stats,
                                           jax.ShapeDtypeStruct(lead, bool)).compile()
         return time.perf_counter() - t0
 
     def update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
+        runner = jax.device_put(runner, self.sharding)  # as `finish` returns it: acting compiles once
         key, k_learn, behaviour, seeds, act_keys = self._begin(runner)
         episodes, stats, valid = self.collector.collect(behaviour, act_keys, np.asarray(seeds),
                                                         np.asarray(behaviour.t_env), greedy=False)
