@@ -2,7 +2,7 @@
 
 Loads a run's saved config and its latest checkpoint (`step=<chunk>` for another one), runs greedy
 evaluation for every seed (and grid point) and prints return and win rate; `render=true` writes a GIF
-of one greedy episode of seed `render_seed` (SMAX, MPE, stag-hunt predator-prey).
+of one greedy episode of seed `render_seed` (SMAX, MPE, stag-hunt predator-prey, highway-env's frames).
 """
 
 from __future__ import annotations
