@@ -87,3 +87,18 @@ def test_the_host_loop_ends_bit_identical_to_the_device_chunk(countdown_setup, p
     for a, b in zip(jax.tree.leaves(runner.learner.params), jax.tree.leaves(device.learner.params)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert metrics["host/discarded"].sum() == 0 and backend.collector.early_stops > 0  # padded slots compared too
+
+
+def test_greedy_evaluation_re_runs_crashed_episodes(countdown_setup, tmp_path):
+    from jaxfactor.hostenvs.fakes import Faulty
+    from jaxfactor.runner.lanes import seed_keys
+
+    cfg, algo, setup, device, _ = countdown_setup
+    faulty = Faulty.factory(setup.env, "raise", target=4, at_step=2, once=str(tmp_path / "fired"))
+    with InlinePool(faulty, 6) as p:
+        backend = HostBackend(setup, pool=p)
+        stats = backend.evaluate_params(device.learner.params, device.learner.t_env, seed_keys(cfg, 7), need=5)
+        assert p.stats.discarded_episodes == 1 and p.stats.crashes == 1
+    assert set(stats) == {"eval/return", "eval/win_rate", "eval/length"} and stats["eval/return"].shape == (2,)
+    # the greedy policy's episodes are deterministic: every one of a lane is kept and averaged, none dropped
+    assert np.isfinite(stats["eval/return"]).all() and (stats["eval/length"] >= 1).all()

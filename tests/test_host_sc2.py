@@ -111,6 +111,28 @@ def test_a_simulator_killed_mid_run_costs_an_episode_and_summary_json_counts_it(
     assert sum(sum(m["per_seed"]["host/discarded"]) for m in metrics if "per_seed" in m) > 0
 
 
+def test_a_simulator_failing_every_episode_stops_the_run_with_its_traceback_and_leaves_no_worker(tmp_path):
+    from jaxfactor.runner.host import HostBackend
+    from jaxfactor.runner.loop import run
+    from jaxfactor.runner.workers import SimulatorFailed
+
+    cfg = make_cfg("algo=qmix", "env=sc2_3m", "env.simulator=fake", "num_seeds=2", "total_timesteps=400",
+                   "log_every_steps=200", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
+                   "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16",
+                   "env.test_episodes=2", "host.workers=4", run_dir=str(tmp_path / "run"))
+    pools = []
+
+    def failing_backend(s, on_trace):
+        backend = HostBackend(dataclasses.replace(s, env=Faulty.factory(s.env, "raise", target=2, at_step=1)),
+                              on_trace)
+        pools.append(backend.pool)
+        return backend
+
+    with pytest.raises(SimulatorFailed, match=r"(?s)simulator 2 .* failed 3 episodes in a row.*injected simulator"):
+        run(cfg, backend=failing_backend)
+    assert pools and all(p is None for p in pools[0]._procs)  # the pool was closed: no worker left
+
+
 def test_s2q_trains_a_tiny_budget_on_the_fake_6h_vs_8z_through_the_cli(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}
     out = subprocess.run([sys.executable, "-m", "jaxfactor.train", "algo=s2q", "env=sc2_6h_vs_8z",
