@@ -22,6 +22,22 @@ from jaxfactor.cli import load_config  # noqa: E402
 from jaxfactor.runner.loop import Callback  # noqa: E402
 
 
+def killed_run_script(step: int) -> str:
+    """A `python -c` program: the CLI's run (validated config, saved overrides) that SIGKILLs its own process
+    right after the checkpoint of chunk `step` is on disk."""
+    return f"""
+import os, signal, sys
+from jaxfactor.cli import load_config
+from jaxfactor.runner.loop import Callback, run
+class KillAfterCheckpoint(Callback):
+    def on_checkpoint(self, step, checkpointer):
+        if step >= {step}:
+            checkpointer.wait()
+            os.kill(os.getpid(), signal.SIGKILL)
+run(load_config(sys.argv[1:]), overrides=sys.argv[1:], callbacks=[KillAfterCheckpoint()])
+"""
+
+
 def make_cfg(*overrides: str, run_dir: str = "/tmp/jaxfactor-test") -> config_lib.RunConfig:
     """Compose configs/ exactly as the CLI does, then type and validate."""
     return load_config(overrides, run_dir=run_dir, progress="false")

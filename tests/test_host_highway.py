@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_cfg
+from conftest import killed_run_script, make_cfg
 
 from jaxfactor.hostenvs import make_host_env
 from jaxfactor.hostenvs.protocol import check_timestep
@@ -80,17 +80,7 @@ SHORT = ("algo=qmix", "env=highway_intersection", "env.duration=6", "num_seeds=1
          "algo.hypernet_embed_dim=16", "total_timesteps=160", "log_every_steps=40", "checkpoint.every_steps=80",
          "env.test_episodes=2", "host.workers=2", "progress=false")
 
-KILLED_RUN = """
-import os, signal, sys
-from jaxfactor.cli import load_config
-from jaxfactor.runner.loop import Callback, run
-class KillAfterCheckpoint(Callback):
-    def on_checkpoint(self, step, checkpointer):
-        if step >= 2:
-            checkpointer.wait()
-            os.kill(os.getpid(), signal.SIGKILL)
-run(load_config(sys.argv[1:]), overrides=sys.argv[1:], callbacks=[KillAfterCheckpoint()])
-"""
+KILLED_RUN = killed_run_script(2)
 
 
 def per_seed(run_dir) -> list[dict]:

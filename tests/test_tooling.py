@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, TraceCounter, make_cfg
+from conftest import COMPILE_FAST_XLA_FLAGS, TraceCounter, killed_run_script, make_cfg
 
 from jaxfactor.checkpoint import Checkpointer
 from jaxfactor.runner.lanes import setup
@@ -29,19 +29,7 @@ def _train_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProce
                           timeout=300, env=env or ENV)
 
 
-# The CLI's run (validated config, saved overrides) with a callback that SIGKILLs the process right after the
-# checkpoint of chunk 4 is on disk.
-KILLED_RUN = """
-import os, signal, sys
-from jaxfactor.cli import load_config
-from jaxfactor.runner.loop import Callback, run
-class KillAfterCheckpoint(Callback):
-    def on_checkpoint(self, step, checkpointer):
-        if step >= 4:
-            checkpointer.wait()
-            os.kill(os.getpid(), signal.SIGKILL)
-run(load_config(sys.argv[1:]), overrides=sys.argv[1:], callbacks=[KillAfterCheckpoint()])
-"""
+KILLED_RUN = killed_run_script(4)
 
 
 # The CLI itself (`jaxfactor.train.main`), with a callback that sends the process a real SIGINT while the
