@@ -26,7 +26,7 @@ FORMAT = 2
 the runner into the learner state)."""
 
 RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "resume_step", "max_buffer_memory_fraction",
-                     "num_devices", "logger", "checkpoint")
+                     "num_devices", "logger", "checkpoint", "host")
 """Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
 
 
