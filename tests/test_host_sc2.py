@@ -166,3 +166,10 @@ def test_real_sc2_keeps_the_contract_with_smacs_sizes():
                 break
     finally:
         env.close()
+
+
+def test_host_settings_for_a_jax_env_are_refused_in_one_line():
+    from jaxfactor.train import validate_argv
+
+    with pytest.raises(ConfigError, match=r"^host.workers=3 applies to host simulators only, but env.kind=matrix"):
+        validate_argv(["env=matrix_m3", "host.workers=3"])

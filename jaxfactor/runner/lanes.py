@@ -45,7 +45,23 @@ def build(cfg: RunConfig):
 
 
 def setup(cfg: RunConfig) -> Setup:
-    return Setup(cfg, *build(cfg), seed_sharding(cfg))
+    s = Setup(cfg, *build(cfg), seed_sharding(cfg))
+    _check_host_settings(s)
+    return s
+
+
+def _check_host_settings(s: Setup) -> None:
+    """host.* drives simulator workers: set for a JAX env it would do nothing, so it is refused."""
+    from jaxfactor.hostenvs import HOST_ENV_KINDS, HostEnvFactory
+
+    if isinstance(s.env, HostEnvFactory):
+        return
+    default = config_lib.HostConfig()
+    changed = [f.name for f in dataclasses.fields(default) if getattr(s.cfg.host, f.name) != getattr(default, f.name)]
+    if changed:
+        raise ConfigError(f"host.{changed[0]}={getattr(s.cfg.host, changed[0])!r} applies to host simulators only, "
+                          f"but env.kind={s.cfg.env.kind} runs inside the compiled program; allowed: host.* with "
+                          f"env kinds {', '.join(HOST_ENV_KINDS.names())}")
 
 
 def num_lanes(cfg: RunConfig) -> int:
