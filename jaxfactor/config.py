@@ -224,7 +224,9 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from a plain (resolved) dict."""
     d = dict(d)
     algo = _typed(AlgoConfig, "algo", _split(d.pop("algo"), AlgoConfig, "extra"))
-    env = _typed(EnvConfig, "env", _split(d.pop("env"), EnvConfig, "params"))
+    env_values = dict(d.pop("env"))
+    env_values.pop("algo_defaults", None)  # composition only: the algo section's interpolations have read it
+    env = _typed(EnvConfig, "env", _split(env_values, EnvConfig, "params"))
     sections = {"algo": algo, "env": env}
     if "logger" in d:
         sections["logger"] = _logger_config(d.pop("logger"))
@@ -368,6 +370,21 @@ def _validate_host(h: HostConfig) -> None:
     for name in ("start_timeout_s", "reset_timeout_s", "step_timeout_s"):
         _check_range(f"host.{name}", getattr(h, name), 0.0, lo_open=True)
     _check_range("host.max_consecutive_failures", h.max_consecutive_failures, 1)
+
+
+def inert_settings(cfg: RunConfig) -> list[str]:
+    """Settings that leave a component doing nothing (or less than it says) over this run's budget: warned
+    about, one line each, before anything compiles."""
+    a, total, out = cfg.algo, cfg.total_timesteps, []
+    warmup = a.extra.get("pow_warmup_steps")
+    if warmup is not None and warmup >= total:
+        out.append(f"algo.pow_warmup_steps={warmup} >= total_timesteps={total}: POW's weighting never switches on "
+                   "(the run trains its unweighted mixer); lower algo.pow_warmup_steps")
+    if a.eps_start != a.eps_finish and a.eps_anneal_steps > total:
+        end = a.eps_start + (a.eps_finish - a.eps_start) * total / a.eps_anneal_steps
+        out.append(f"algo.eps_anneal_steps={a.eps_anneal_steps} > total_timesteps={total}: epsilon ends the run at "
+                   f"{end:.2f}, never reaching algo.eps_finish={a.eps_finish}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,12 +29,16 @@ ENV_STEPS = {"pow_qmix": 10_000, "cw_qmix": 15_000, "ow_qmix": 10_000, "qmix": 1
 MIN_SEEDS = {"pow_qmix": SEEDS - 1, "cw_qmix": SEEDS - 1}
 POW_TOLERANCE = 0.05
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
-WEIGHTED = {"pow_qmix": ("algo.alpha=0", f"algo.pow_tolerance={POW_TOLERANCE}", "algo.pow_warmup_steps=0"),
+# POW at its defaults on a matrix game: the env's tolerance 0.05 and no warm-up, alpha 0 (issue 18).
+WEIGHTED = {"pow_qmix": (),
             "cw_qmix": ("algo.alpha=0",), "ow_qmix": ("algo.alpha=0",), "qmix": ()}
 
 
 def train(algo: str, games: list) -> dict:
     cfg = make_cfg(f"algo={algo}", *UNIFORM, *WEIGHTED[algo])
+    if algo == "pow_qmix":
+        assert (cfg.algo.extra["pow_tolerance"], cfg.algo.extra["pow_warmup_steps"], cfg.algo.extra["alpha"]) == \
+            (POW_TOLERANCE, 0, 0.0)
     return train_matrix_games(cfg, games, SEEDS, ENV_STEPS[algo] // cfg.algo.num_envs)
 
 

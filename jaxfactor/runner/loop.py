@@ -139,6 +139,8 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
     s = setup(cfg)
     buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
     _check_state_memory(s)
+    for warning in config_lib.inert_settings(cfg):
+        print(f"jaxfactor: warning: {warning}", file=sys.stderr, flush=True)
     run_dir = Path(cfg.run_dir)
     _check_run_dir(cfg)
     try:

@@ -1,0 +1,42 @@
+"""Algorithm settings that depend on the env take the env's value unless the user sets them (issue 18): POW's
+tolerance and warm-up on matrix games, predator-prey and SMAC, the predator-prey epsilon schedule; settings that
+leave a component inert over the run's budget are warned about in one line."""
+
+import pytest
+from conftest import make_cfg
+
+from jaxfactor import config as config_lib
+
+# (algo, env): (pow_tolerance, pow_warmup_steps, eps_anneal_steps), cited in the env presets
+EXPECTED = {("pow_qmix", "matrix_m3"): (0.05, 0, 500_000),  # POW paper: matrix 0.05 (ALGORITHMS.md §14.6)
+            ("pow_qmix", "predator_prey_p3"): (1.0, 100_000, 500_000),  # §14.5: tolerance 1, eps over 500k
+            ("pow_vdn", "smax_3m"): (0.05, 100_000, 500_000),  # SMAC's 0.05 (§14.6)
+            ("pow_qplex", "highway_intersection"): (0.1, 100_000, 500_000),  # intersection 0.1 (§14.6)
+            ("pow_qmix", "predator_prey_small"): (1.0, 100_000, 100_000),  # the small grid keeps PyMARL2's 100k
+            ("qmix", "predator_prey_p4"): (None, None, 500_000),  # every method on POW's grid (§14.5)
+            ("qmix", "matrix_m1"): (None, None, 100_000)}
+
+
+@pytest.mark.parametrize("algo,env", sorted(EXPECTED))
+def test_env_appropriate_defaults(algo, env):
+    cfg = make_cfg(f"algo={algo}", f"env={env}")
+    got = (cfg.algo.extra.get("pow_tolerance"), cfg.algo.extra.get("pow_warmup_steps"), cfg.algo.eps_anneal_steps)
+    assert got == EXPECTED[(algo, env)]
+
+
+def test_what_the_user_sets_wins_over_the_envs_default():
+    cfg = make_cfg("algo=pow_qmix", "env=matrix_m3", "algo.pow_tolerance=0.3", "algo.pow_warmup_steps=10",
+                   "algo.eps_anneal_steps=777")
+    assert (cfg.algo.extra["pow_tolerance"], cfg.algo.extra["pow_warmup_steps"], cfg.algo.eps_anneal_steps) == \
+        (0.3, 10, 777)
+
+
+def test_a_warm_up_longer_than_the_run_and_a_schedule_longer_than_the_run_are_warned_in_one_line():
+    cfg = make_cfg("algo=pow_qmix", "env=predator_prey_small", "total_timesteps=50000")
+    assert config_lib.inert_settings(cfg) == [
+        "algo.pow_warmup_steps=100000 >= total_timesteps=50000: POW's weighting never switches on (the run trains "
+        "its unweighted mixer); lower algo.pow_warmup_steps",
+        "algo.eps_anneal_steps=100000 > total_timesteps=50000: epsilon ends the run at 0.53, never reaching "
+        "algo.eps_finish=0.05"]
+    assert config_lib.inert_settings(make_cfg("algo=pow_qmix", "env=matrix_m3", "algo.eps_start=1",
+                                              "algo.eps_finish=1")) == []  # at M3's defaults POW weights at once
