@@ -26,8 +26,8 @@ class BufferState:
 def episode_shapes(spec: EnvSpec) -> Episodes:
     """ShapeDtypeStructs of one stored episode (T = episode_limit + 1 slots)."""
     T, N, A = spec.episode_limit + 1, spec.num_agents, spec.num_actions
-    sds = jax.ShapeDtypeStruct
-    return Episodes(obs=sds((T, N, spec.obs_dim), jnp.float32), state=sds((T, spec.state_dim), jnp.float32),
+    sds, stored = jax.ShapeDtypeStruct, jnp.dtype(spec.obs_dtype)
+    return Episodes(obs=sds((T, N, spec.obs_dim), stored), state=sds((T, spec.state_dim), stored),
                     avail=sds((T, N, A), jnp.bool_), actions=sds((T, N), jnp.int32),
                     reward=sds((T,), jnp.float32), terminal=sds((T,), jnp.bool_), filled=sds((T,), jnp.bool_))
 
@@ -73,7 +73,8 @@ def add(buffer: BufferState, episodes: Episodes, valid: jax.Array | None = None)
     valid = jnp.ones(episodes.reward.shape[:1], bool) if valid is None else valid
     rank = jnp.cumsum(valid.astype(jnp.int32)) - 1  # position among the valid rows
     idx = jnp.where(valid, (buffer.insert_pos + rank) % capacity, capacity)  # out of range: dropped
-    data = jax.tree.map(lambda store, new: store.at[idx].set(new, mode="drop"), buffer.data, episodes)
+    data = jax.tree.map(lambda store, new: store.at[idx].set(new.astype(store.dtype), mode="drop"), buffer.data,
+                        episodes)  # obs and state in the env's storage dtype
     num = jnp.sum(valid.astype(jnp.int32))
     return BufferState(data=data, insert_pos=(buffer.insert_pos + num) % capacity,
                        size=jnp.minimum(buffer.size + num, capacity))
@@ -86,7 +87,8 @@ def sample(buffer: BufferState, key: jax.Array, batch_size: int) -> Episodes:
     scores = jax.random.uniform(key, (capacity,))
     scores = jnp.where(jnp.arange(capacity) < buffer.size, scores, -1.0)
     _, idx = jax.lax.top_k(scores, batch_size)
-    return jax.tree.map(lambda x: x[idx], buffer.data)
+    batch = jax.tree.map(lambda x: x[idx], buffer.data)
+    return batch.replace(obs=batch.obs.astype(jnp.float32), state=batch.state.astype(jnp.float32))
 
 
 def can_sample(buffer: BufferState, batch_size: int) -> jax.Array:

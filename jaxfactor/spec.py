@@ -15,3 +15,6 @@ class EnvSpec:
     num_actions: int
     episode_limit: int
     has_win_flag: bool
+    obs_dtype: str = "float32"
+    """How replay stores obs and state: an integer type (uint8) where the env's values are small integers
+    (grid channels, counters), exact and 4x smaller; learners always read float32."""

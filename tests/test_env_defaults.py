@@ -40,3 +40,39 @@ def test_a_warm_up_longer_than_the_run_and_a_schedule_longer_than_the_run_are_wa
         "algo.eps_finish=0.05"]
     assert config_lib.inert_settings(make_cfg("algo=pow_qmix", "env=matrix_m3", "algo.eps_start=1",
                                               "algo.eps_finish=1")) == []  # at M3's defaults POW weights at once
+
+
+def test_replay_stores_integer_observations_compactly_and_learners_read_float32():
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxfactor import buffers
+    from jaxfactor.envs import make_env
+
+    cfg = make_cfg("env=predator_prey_small")
+    spec = make_env(cfg.env.kind, cfg.env.params).spec
+    assert spec.obs_dtype == "uint8"
+    assert buffers.estimate_bytes(spec, 1) * 3.5 < buffers.estimate_bytes(dataclasses.replace(spec, obs_dtype="float32"), 1)
+    buf = buffers.init(spec, 4)
+    shapes = buffers.episode_shapes(spec)
+    episodes = jax.tree.map(lambda s: jnp.ones((2,) + s.shape, jnp.float32 if s.dtype == jnp.uint8 else s.dtype),
+                            shapes)
+    buf = buffers.add(buf, episodes)
+    assert buf.data.obs.dtype == jnp.uint8 and buf.data.state.dtype == jnp.uint8
+    batch = buffers.sample(buf, jax.random.key(0), 2)
+    assert batch.obs.dtype == jnp.float32 and batch.state.dtype == jnp.float32 and float(batch.obs.min()) == 1.0
+    assert np.asarray(batch.actions).dtype == np.int32
+
+
+@pytest.mark.slow
+def test_overcooked_starts_and_trains_a_tiny_budget_at_its_defaults(tmp_path):
+    from jaxfactor.runner.loop import run
+
+    cfg = make_cfg("algo=qmix", "env=overcooked_cramped_room", "num_seeds=2", "total_timesteps=3200",
+                   "log_every_steps=3200", "env.test_episodes=2", run_dir=str(tmp_path / "run"))
+    assert cfg.algo.buffer_size == 1000 and cfg.algo.num_envs == 8 and cfg.algo.batch_size == 128
+    result = run(cfg)
+    assert result["env_steps"] >= 3200 and len(result["final"]["eval_return"]) == 2

@@ -67,12 +67,12 @@ class JaxmarlTeamAdapter:
     learners: list[str]
     spec: EnvSpec
 
-    def _setup(self, env: Any, learners: list[str], max_steps: int) -> None:
+    def _setup(self, env: Any, learners: list[str], max_steps: int, obs_dtype: str = "float32") -> None:
         self.env, self.learners = env, learners
         obs_dim = math.prod(env.observation_spaces[learners[0]].shape)
         self.spec = EnvSpec(num_agents=len(learners), obs_dim=obs_dim, state_dim=obs_dim * len(learners),
                             num_actions=int(env.action_spaces[learners[0]].n), episode_limit=max_steps,
-                            has_win_flag=False)
+                            has_win_flag=False, obs_dtype=obs_dtype)
 
     def _timestep(self, obs: dict, reward: jax.Array) -> Timestep:
         stacked = stack_agents(obs, self.learners)

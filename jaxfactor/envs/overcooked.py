@@ -42,7 +42,7 @@ class OvercookedAdapter(JaxmarlTeamAdapter):
             warnings.simplefilter("ignore")
             env = Overcooked(layout=FrozenDict(overcooked_layouts[layout]), max_steps=max_steps)
         self.shaping = float(shaping)
-        self._setup(env, list(env.agents), max_steps)
+        self._setup(env, list(env.agents), max_steps, obs_dtype="uint8")  # feature grids of counts 0..19
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "OvercookedAdapter":

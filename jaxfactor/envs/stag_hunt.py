@@ -62,7 +62,8 @@ class StagHunt:
         self.penalty, self.stag_reward, self.hare_reward = float(penalty), float(stag_reward), float(hare_reward)
         self.is_stag = np.arange(self.num_prey) < num_stags
         self.spec = EnvSpec(num_agents=num_agents, obs_dim=obs_window * obs_window * 3, state_dim=rows * cols * 3,
-                            num_actions=NUM_ACTIONS, episode_limit=episode_limit, has_win_flag=False)
+                            num_actions=NUM_ACTIONS, episode_limit=episode_limit, has_win_flag=False,
+                            obs_dtype="uint8")  # 0/1 occupancy channels
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "StagHunt":
