@@ -14,7 +14,7 @@ from jaxfactor.errors import ConfigError
 if TYPE_CHECKING:
     from jaxfactor.config import RunConfig
 
-GROUPS = ("algo", "env", "logger")
+GROUPS = ("algo", "env", "logger", "experiment")
 
 
 def group_options(group: str) -> list[str]:
