@@ -12,8 +12,9 @@ EXPECTED = {("pow_qmix", "matrix_m3"): (0.05, 0, 500_000),  # POW paper: matrix 
             ("pow_qmix", "predator_prey_p3"): (1.0, 100_000, 500_000),  # §14.5: tolerance 1, eps over 500k
             ("pow_vdn", "smax_3m"): (0.05, 100_000, 500_000),  # SMAC's 0.05 (§14.6)
             ("pow_qplex", "highway_intersection"): (0.1, 100_000, 500_000),  # intersection 0.1 (§14.6)
-            ("pow_qmix", "predator_prey_small"): (1.0, 100_000, 100_000),  # the small grid keeps PyMARL2's 100k
-            ("qmix", "predator_prey_p4"): (None, None, 500_000),  # every method on POW's grid (§14.5)
+            ("pow_qmix", "predator_prey_small"): (1.0, 100_000, 500_000),  # POW's own 500k (§6.9) off POW's grids
+            ("qmix", "predator_prey_p4"): (None, None, 500_000),  # every method on POW's grids (§14.5)
+            ("qmix", "predator_prey_p0"): (None, None, 100_000),  # PyMARL2's profile (PP0's sanity check)
             ("qmix", "matrix_m1"): (None, None, 100_000)}
 
 
@@ -36,7 +37,7 @@ def test_a_warm_up_longer_than_the_run_and_a_schedule_longer_than_the_run_are_wa
     assert config_lib.inert_settings(cfg) == [
         "algo.pow_warmup_steps=100000 >= total_timesteps=50000: POW's weighting never switches on (the run trains "
         "its unweighted mixer); lower algo.pow_warmup_steps",
-        "algo.eps_anneal_steps=100000 > total_timesteps=50000: epsilon ends the run at 0.53, never reaching "
+        "algo.eps_anneal_steps=500000 > total_timesteps=50000: epsilon ends the run at 0.91, never reaching "
         "algo.eps_finish=0.05"]
     assert config_lib.inert_settings(make_cfg("algo=pow_qmix", "env=matrix_m3", "algo.eps_start=1",
                                               "algo.eps_finish=1")) == []  # at M3's defaults POW weights at once
