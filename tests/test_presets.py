@@ -75,3 +75,12 @@ def test_each_preset_carries_the_papers_values_and_passes_validation(name):
     # 5 x 5000 episodes of SMAC/GRF replay need more than this 24 GiB machine (27m_vs_30m: 31 GiB for one seed),
     # which the memory check refuses in one line, as it should
     validate_argv([f"experiment={name}", *fake, "num_seeds=1", "algo.buffer_size=1000"])
+
+
+@pytest.mark.parametrize("name,baseline", [("pow_predator_prey_p4", "qmix"), ("pow_matrix_m3", "ow_qmix"),
+                                           ("wqmix_cw_predator_prey_p2", "qmix"), ("pow_intersection", "vdn")])
+def test_a_baseline_runs_from_a_preset_that_sets_only_shared_keys(name, baseline):
+    cfg = make_cfg(f"experiment={name}", f"algo={baseline}")
+    assert cfg.algo.name == baseline and cfg.env.name == TABLE[name]["env"]
+    assert cfg.total_timesteps == make_cfg(f"experiment={name}").total_timesteps
+    validate_argv([f"experiment={name}", f"algo={baseline}", "num_seeds=1", "algo.buffer_size=1000"])
