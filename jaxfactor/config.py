@@ -373,18 +373,14 @@ def _validate_host(h: HostConfig) -> None:
 
 
 def inert_settings(cfg: RunConfig) -> list[str]:
-    """Settings that leave a component doing nothing (or less than it says) over this run's budget: warned
-    about, one line each, before anything compiles."""
-    a, total, out = cfg.algo, cfg.total_timesteps, []
-    warmup = a.extra.get("pow_warmup_steps")
+    """Settings that leave a component doing nothing over this run's budget: warned about, one line each, before
+    anything compiles. (An epsilon schedule longer than the run is not among them: it still explores as
+    configured, and PyMARL2's matrix games do exactly that, 100k of annealing in a 50k run.)"""
+    warmup, total = cfg.algo.extra.get("pow_warmup_steps"), cfg.total_timesteps
     if warmup is not None and warmup >= total:
-        out.append(f"algo.pow_warmup_steps={warmup} >= total_timesteps={total}: POW's weighting never switches on "
-                   "(the run trains its unweighted mixer); lower algo.pow_warmup_steps")
-    if a.eps_start != a.eps_finish and a.eps_anneal_steps > total:
-        end = a.eps_start + (a.eps_finish - a.eps_start) * total / a.eps_anneal_steps
-        out.append(f"algo.eps_anneal_steps={a.eps_anneal_steps} > total_timesteps={total}: epsilon ends the run at "
-                   f"{end:.2f}, never reaching algo.eps_finish={a.eps_finish}")
-    return out
+        return [f"algo.pow_warmup_steps={warmup} >= total_timesteps={total}: POW's weighting never switches on "
+                "(the run trains its unweighted mixer); lower algo.pow_warmup_steps"]
+    return []
 
 
 @dataclasses.dataclass(frozen=True)
