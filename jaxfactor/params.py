@@ -42,3 +42,10 @@ def choice(field: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
     if value not in allowed:
         raise ConfigError(f"env.{field}={value!r} is unknown; allowed: {', '.join(allowed)}")
     return value
+
+
+def boolean(field: str, value: Any) -> bool:
+    """A true/false parameter (one-line error naming env.<field>; 0/1 and strings are not booleans)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"env.{field}={value!r} is not a boolean; allowed: true, false")
+    return value

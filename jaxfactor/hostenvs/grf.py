@@ -25,7 +25,7 @@ import numpy as np
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import HOST_ENV_KINDS, HostKind
 from jaxfactor.hostenvs.protocol import outcome, seen
-from jaxfactor.params import check_params, choice, number
+from jaxfactor.params import boolean, check_params, choice, number
 from jaxfactor.spec import EnvSpec
 
 OBS_DIM, NUM_ACTIONS = 115, 19  # simple115v2; gfootball's action_set_v1
@@ -121,9 +121,7 @@ class Football(HostKind):
         p["time_limit"] = number("time_limit", p.get("time_limit", 150), integer=True, low=1, high=3000)
         choice("rewards", p.setdefault("rewards", "scoring"), ("scoring", "scoring,checkpoints"))
         choice("reward_mode", p.setdefault("reward_mode", "sum"), ("sum", "mean"))
-        if not isinstance(p.setdefault("timeout_is_terminal", False), bool):
-            raise ConfigError(f"env.timeout_is_terminal={p['timeout_is_terminal']!r} is not a boolean; allowed: "
-                              "true, false")
+        boolean("timeout_is_terminal", p.setdefault("timeout_is_terminal", False))
         if p["simulator"] == "real" and importlib.util.find_spec("gfootball") is None:
             raise ConfigError("env.simulator=real needs Google Research Football, but the 'gfootball' package is not "
                               "installed; install it into its own environment (scripts/install_gfootball.sh) or use "

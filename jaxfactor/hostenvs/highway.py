@@ -23,7 +23,7 @@ import numpy as np
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import HOST_ENV_KINDS, HostKind
 from jaxfactor.hostenvs.protocol import outcome, seen
-from jaxfactor.params import check_params, number
+from jaxfactor.params import boolean, check_params, number
 from jaxfactor.spec import EnvSpec
 
 FEATURES = ["presence", "x", "y", "vx", "vy", "cos_h", "sin_h"]
@@ -121,8 +121,7 @@ class Intersection(HostKind):
         p = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
         p["controlled_vehicles"] = number("controlled_vehicles", p["controlled_vehicles"], integer=True, low=2, high=4)
         p["observed_vehicles"] = number("observed_vehicles", p["observed_vehicles"], integer=True, low=1, high=15)
-        if not isinstance(p["traffic"], bool):
-            raise ConfigError(f"env.traffic={p['traffic']!r} is not a boolean; allowed: true, false")
+        boolean("traffic", p["traffic"])
         p["duration"] = number("duration", p["duration"], low=0.0, low_open=True, high=3600.0)
         for name in ("policy_frequency", "simulation_frequency"):
             p[name] = number(name, p[name], integer=True, low=1, high=100)

@@ -28,7 +28,7 @@ import numpy as np
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import HOST_ENV_KINDS, HostKind
 from jaxfactor.hostenvs.protocol import outcome, seen
-from jaxfactor.params import check_params, choice
+from jaxfactor.params import boolean, check_params, choice, number
 from jaxfactor.spec import EnvSpec
 
 
@@ -285,11 +285,7 @@ class SMACHost:
 def _configure_common(kind: str, params: dict[str, Any], required: tuple[str, ...]) -> None:
     check_params(kind, params, required, ("simulator", "timeout_is_terminal", "fake_restart_prob"))
     choice("simulator", params.setdefault("simulator", "real"), ("real", "fake"))
-    if not isinstance(params.setdefault("timeout_is_terminal", False), bool):
-        raise ConfigError(f"env.timeout_is_terminal={params['timeout_is_terminal']!r} is not a boolean; allowed: "
-                          "true, false")
-    from jaxfactor.params import number
-
+    boolean("timeout_is_terminal", params.setdefault("timeout_is_terminal", False))
     params["fake_restart_prob"] = number("fake_restart_prob", params.get("fake_restart_prob", 0.0), low=0.0, high=1.0)
 
 
@@ -339,8 +335,6 @@ class SMACv2(HostKind):
 
     @classmethod
     def configure(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], EnvSpec]:
-        from jaxfactor.params import number
-
         params = dict(params)
         _configure_common("smacv2", params, ("race", "n_units", "n_enemies"))
         choice("race", params["race"], list(SMACV2_RACES))
