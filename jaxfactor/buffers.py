@@ -39,8 +39,8 @@ def estimate_bytes(spec: EnvSpec, capacity: int) -> int:
 
 
 def available_memory_bytes() -> int:
-    """Free memory of the default device (GPU stats when present, host RAM otherwise)."""
-    dev = jax.devices()[0]
+    """Free memory of this process's first device (GPU stats when present, host RAM otherwise)."""
+    dev = jax.local_devices()[0]
     stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))

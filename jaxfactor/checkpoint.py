@@ -20,13 +20,14 @@ import jax
 
 import jaxfactor
 from jaxfactor.errors import ConfigError
+from jaxfactor.runner.multihost import barrier, is_primary, say
 
 FORMAT = 2
 """Bumped whenever the saved tree changes; a checkpoint of another format is refused (2: counters moved from
 the runner into the learner state)."""
 
 RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "resume_step", "max_buffer_memory_fraction",
-                     "num_devices", "logger", "checkpoint", "host")
+                     "num_devices", "logger", "checkpoint", "host", "distributed")
 """Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
 
 
@@ -38,6 +39,15 @@ def _is_key(x: Any) -> bool:
 def to_host(tree: Any) -> Any:
     """Device pytree -> numpy pytree (typed PRNG keys as their raw uint32 data)."""
     return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+
+
+def _saveable(tree: Any) -> Any:
+    """What orbax writes: host copies in one process (the runner's device buffers are donated to the next chunk);
+    the global arrays with several, each process writing its own shards (orbax copies them to host before
+    `save` returns)."""
+    if jax.process_count() == 1:
+        return to_host(tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
 def key_data_target(abstract: Any) -> Any:
@@ -131,8 +141,8 @@ class Checkpointer:
         self._last_saved = step
         ocp = self._ocp
         meta = {**meta, "format": FORMAT, "jaxfactor_version": jaxfactor.__version__,
-                "jax_version": jax.__version__, "has_buffer": self.include_buffer}
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(to_host(self._tree(runner))),
+                "jax_version": jax.__version__, "has_buffer": self.include_buffer, "processes": jax.process_count()}
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_saveable(self._tree(runner))),
                                                          meta=ocp.args.JsonSave(meta)))
         return True
 
@@ -180,18 +190,21 @@ class Checkpointer:
                 if set_aside:
                     self._rename_aside(steps[:steps.index(s)], "unreadable")
                     aside = " (renamed to <step>.unreadable)"
-                print(f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
+                say(f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
                       f"{aside}; using checkpoint {s}", file=sys.stderr, flush=True)
             return s, value, meta
         raise ConfigError(f"no readable checkpoint under {self.directory}: {'; '.join(damaged)}")
 
     def _rename_aside(self, steps: list[int], reason: str) -> None:
-        """<step> -> <step>.<reason> (orbax lists integer names only), never over an earlier one."""
-        for s in steps:
-            target = self.directory / f"{s}.{reason}"
-            while target.exists():
-                target = target.with_name(target.name + "+")
-            (self.directory / str(s)).rename(target)
+        """<step> -> <step>.<reason> (orbax lists integer names only), never over an earlier one; by process 0,
+        while the others wait."""
+        if is_primary():
+            for s in steps:
+                target = self.directory / f"{s}.{reason}"
+                while target.exists():
+                    target = target.with_name(target.name + "+")
+                (self.directory / str(s)).rename(target)
+        barrier(f"jaxfactor-checkpoint-{reason}-{'-'.join(map(str, steps))}")
         self.manager.reload()
 
     def set_aside_after(self, step: int) -> None:
@@ -200,7 +213,7 @@ class Checkpointer:
         newer = sorted(s for s in self.manager.all_steps() if s > step)
         if newer:
             self._rename_aside(newer, "superseded")
-            print(f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
+            say(f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
                   f"under {self.directory} were renamed to <step>.superseded", file=sys.stderr, flush=True)
 
     def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:

@@ -132,6 +132,19 @@ class HostConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """One program over several processes (`jax.distributed.initialize`'s arguments). All null: a single process,
+    unless the cluster's environment (SLURM, Open MPI, JAX_NUM_PROCESSES) declares several, which JAX detects."""
+
+    coordinator_address: str | None = None
+    """host:port of process 0's coordinator service."""
+    num_processes: int | None = None
+    process_id: int | None = None
+    initialization_timeout_s: int = 300
+    """Seconds to wait for every process to join."""
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     algo: AlgoConfig
     env: EnvConfig
@@ -151,6 +164,7 @@ class RunConfig:
     logger: LoggerConfig = LoggerConfig(kind="console")
     checkpoint: CheckpointConfig = CheckpointConfig(every_steps=None, buffer=True, max_to_keep=2)
     host: HostConfig = HostConfig()
+    distributed: DistributedConfig = DistributedConfig()
     resume: str | None = None
     """A run_dir to continue from its latest checkpoint."""
     resume_step: int | None = None
@@ -234,9 +248,11 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
         sections["checkpoint"] = _section(CheckpointConfig, "checkpoint", d.pop("checkpoint"))
     if "host" in d:
         sections["host"] = _section(HostConfig, "host", d.pop("host"))
+    if "distributed" in d:
+        sections["distributed"] = _section(DistributedConfig, "distributed", d.pop("distributed"))
     if "sweep" in d:
         sections["sweep"] = _sweep_config(d.pop("sweep"))
-    optional = ("logger", "checkpoint", "host", "resume", "resume_step", "sweep", "num_devices")
+    optional = ("logger", "checkpoint", "host", "distributed", "resume", "resume_step", "sweep", "num_devices")
     known = [f for f in _fields(RunConfig) if f not in sections]
     unknown = sorted(set(d) - set(known))
     if unknown:
@@ -357,6 +373,7 @@ def validate(cfg: RunConfig) -> None:
         _check_range("step", cfg.resume_step, 1)
     _check_range("env.t_max", cfg.env.t_max, 1)
     _validate_host(cfg.host)
+    _validate_distributed(cfg)
     _check_range("env.test_interval", cfg.env.test_interval, 1)
     _check_range("env.test_episodes", cfg.env.test_episodes, 1)
 
@@ -370,6 +387,29 @@ def _validate_host(h: HostConfig) -> None:
     for name in ("start_timeout_s", "reset_timeout_s", "step_timeout_s"):
         _check_range(f"host.{name}", getattr(h, name), 0.0, lo_open=True)
     _check_range("host.max_consecutive_failures", h.max_consecutive_failures, 1)
+
+
+def _validate_distributed(cfg: RunConfig) -> None:
+    d = cfg.distributed
+    explicit = {"coordinator_address": d.coordinator_address, "num_processes": d.num_processes,
+                "process_id": d.process_id}
+    given = [k for k, v in explicit.items() if v is not None]
+    if given and len(given) < len(explicit):
+        missing = next(k for k in explicit if explicit[k] is None)
+        raise ConfigError(f"distributed.{missing} is null but distributed.{given[0]} is set; allowed: all of "
+                          "distributed.coordinator_address, num_processes, process_id, or none of them (a single "
+                          "process, or what the cluster's environment declares)")
+    _check_range("distributed.initialization_timeout_s", d.initialization_timeout_s, 1)
+    if d.num_processes is None:
+        return
+    _check_range("distributed.num_processes", d.num_processes, 1)
+    _check_range("distributed.process_id", d.process_id, 0, d.num_processes - 1)
+    if ":" not in d.coordinator_address:
+        raise ConfigError(f"distributed.coordinator_address={d.coordinator_address!r} has no port; allowed: "
+                          "host:port of process 0 (e.g. localhost:12355)")
+    if d.num_processes > 1 and cfg.num_devices is not None:
+        raise ConfigError(f"num_devices={cfg.num_devices} picks devices of process 0 only; allowed: null (every "
+                          f"process's devices) with distributed.num_processes={d.num_processes}")
 
 
 def inert_settings(cfg: RunConfig) -> list[str]:

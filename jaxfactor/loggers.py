@@ -129,3 +129,18 @@ class RunLogger:
         self.file.close()
         if self.run is not None:
             self.run.finish()
+
+
+class SilentLogger:
+    """The logger of processes other than 0 in a multi-process run: process 0 writes every output."""
+
+    run_id = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

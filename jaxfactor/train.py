@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def _with_resume(overrides: list[str]) -> list[str]:
         raise ConfigError(f"resume={resume[-1]}: {saved_file} is damaged ({e})") from None
     if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
         raise ConfigError(f"resume={resume[-1]}: {saved_file} is not a list of overrides")
-    keep = [o for o in saved if not o.lstrip("+~").startswith(("run_dir=", "resume="))]
+    # distributed.* says how this launch is spread over processes, not what the run is: never carried over
+    keep = [o for o in saved if not o.lstrip("+~").startswith(("run_dir=", "resume=", "distributed."))]
     return [*keep, *[o for o in overrides if not o.startswith("run_dir=")], f"run_dir={resume[-1]}"]
 
 
@@ -133,12 +135,37 @@ def validate_argv(argv: list[str]) -> list[str]:
         _preflight_sweep(overrides)  # every job, before the first one trains
     else:
         overrides = _with_resume(overrides)
-        preflight(load_config(overrides))  # env and algorithm factories validate their own keys
+        cfg = load_config(overrides)
+        from jaxfactor.runner.multihost import initialize
+
+        initialize(cfg.distributed)  # before anything asks JAX for its devices
+        preflight(cfg)  # env and algorithm factories validate their own keys
     return [a for a in argv if a.startswith("-")] + overrides
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry: validate everything up front (one-line errors), then hand over to Hydra."""
+    try:
+        _main_checked(argv)
+    except SystemExit as e:
+        _leave_distributed(e)
+        raise
+
+
+def _leave_distributed(e: SystemExit) -> None:
+    """In a multi-process run a process that stops on its own (an error only it saw, Hydra's report of an
+    exception) leaves at once: Python's exit would wait in jax.distributed's shutdown barrier for the others, which
+    wait for it in their next collective; they stop at JAX's heartbeat timeout instead."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized() and jax.process_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if code != 0:
+            os._exit(code)
+
+
+def _main_checked(argv: list[str] | None) -> None:
     from jaxfactor.runner.guards import RunInterrupted
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -30,6 +30,13 @@ from jaxfactor.train import main
     (["logger=wandb", "logger.mode=sometimes"], ["logger.mode='sometimes'", "allowed: online, offline, disabled"]),
     (["checkpoint.every_steps=0"], ["checkpoint.every_steps=0", "allowed: [1, inf)"]),
     (["num_devices=64"], ["num_devices=64", "allowed: 1..1"]),
+    (["distributed.num_processes=2"], ["distributed.coordinator_address is null", "allowed: all of"]),
+    (["distributed.coordinator_address=localhost:1", "distributed.num_processes=2", "distributed.process_id=2"],
+     ["distributed.process_id=2", "allowed: [0, 1]"]),
+    (["distributed.coordinator_address=localhost", "distributed.num_processes=2", "distributed.process_id=0"],
+     ["distributed.coordinator_address='localhost' has no port"]),
+    (["distributed.coordinator_address=localhost:1", "distributed.num_processes=2", "distributed.process_id=1",
+      "num_devices=1"], ["num_devices=1 picks devices of process 0 only"]),
 ])
 def test_one_line_error(args, expected, capfd, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

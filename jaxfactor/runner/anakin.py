@@ -14,6 +14,7 @@ import numpy as np
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.envs.base import JaxEnv
 from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
+from jaxfactor.runner.multihost import gather
 from jaxfactor.runner.rollout import rollout
 
 
@@ -75,8 +76,8 @@ class DeviceBackend:
     def chunk(self, runner: RunnerState) -> tuple[RunnerState, dict[str, np.ndarray]]:
         """One chunk for every lane: the new state and per-update metrics [lanes, updates] on the host."""
         runner, metrics = self._compiled(runner)
-        return runner, jax.device_get(metrics)
+        return runner, gather(metrics)
 
     def evaluate(self, runner: RunnerState, keys: jax.Array) -> dict[str, np.ndarray]:
         """Greedy return, win rate and length per lane, at each lane's env-step count."""
-        return greedy_summary(jax.device_get(self._eval(runner.learner.params, keys, runner.learner.t_env)))
+        return greedy_summary(gather(self._eval(runner.learner.params, keys, runner.learner.t_env)))

@@ -27,9 +27,10 @@ from jaxfactor.buffers import episode_shapes
 from jaxfactor.hostenvs import HostEnvFactory
 from jaxfactor.runner.anakin import greedy_summary
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
-from jaxfactor.runner.lanes import num_lanes
+from jaxfactor.runner.lanes import local_lanes, num_lanes
 from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
-from jaxfactor.runner.workers import Failure, InlinePool, PoolSettings, ProcessPool
+from jaxfactor.runner.multihost import any_process, from_local, gather, gather_local, is_primary, local, process_count
+from jaxfactor.runner.workers import Failure, InlinePool, PoolSettings, ProcessPool, SimulatorFailed
 from jaxfactor.structs import Timestep
 
 
@@ -142,7 +143,9 @@ class HostBackend:
     def __init__(self, setup, on_trace: Callable[[], None] = lambda: None, pool=None):
         cfg, algo = setup.cfg, setup.algo
         self.cfg, self.algo, self.sharding = cfg, algo, setup.sharding
-        self.S, self.E, self.L = num_lanes(cfg), cfg.algo.num_envs, algo.spec.episode_limit
+        # S: this process's lanes (all of them in one process); their simulators are this process's
+        self.S, self.E, self.L = local_lanes(cfg), cfg.algo.num_envs, algo.spec.episode_limit
+        self.lanes = num_lanes(cfg)
         self.updates = setup.plan.updates_per_chunk
         E, L, batch = self.E, self.L, cfg.algo.batch_size
 
@@ -173,26 +176,45 @@ class HostBackend:
     def compile(self, runner: RunnerState) -> float:
         """Compiles the learn step for this state's shapes (acting compiles on the first slot)."""
         t0 = time.perf_counter()
-        lead = (self.S, self.E)
-        episodes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(lead + s.shape, s.dtype), episode_shapes(self.algo.spec))
-        stats = {"return": jax.ShapeDtypeStruct(lead, jnp.float32), "length": jax.ShapeDtypeStruct(lead, jnp.int32),
-                 "won": jax.ShapeDtypeStruct(lead, jnp.float32)}
+        lead = (self.lanes, self.E)
+        laid_out = self.sharding if process_count() > 1 else None  # as `from_local` hands them over
+
+        def spec(shape, dtype):
+            return jax.ShapeDtypeStruct(lead + tuple(shape), dtype, sharding=laid_out)
+
+        episodes = jax.tree.map(lambda s: spec(s.shape, s.dtype), episode_shapes(self.algo.spec))
+        stats = {"return": spec((), jnp.float32), "length": spec((), jnp.int32), "won": spec((), jnp.float32)}
         runner = jax.device_put(runner, self.sharding)
         key, k_learn, *_ = jax.eval_shape(self._begin, runner)
-        self._finish = self._finish.lower(runner, key, k_learn, episodes, stats,
-                                          jax.ShapeDtypeStruct(lead, bool)).compile()
+        self._finish = self._finish.lower(runner, key, k_learn, episodes, stats, spec((), bool)).compile()
         return time.perf_counter() - t0
 
     def update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
         runner = jax.device_put(runner, self.sharding)  # as `finish` returns it: acting compiles once
-        key, k_learn, behaviour, seeds, act_keys = self._begin(runner)
-        episodes, stats, valid = self.collector.collect(behaviour, act_keys, np.asarray(seeds),
-                                                        np.asarray(behaviour.t_env), greedy=False)
+        key, k_learn, *acting = self._begin(runner)
+        behaviour, seeds, act_keys = local(acting)  # this process's lanes
+        episodes, stats, valid = self._collect(behaviour, act_keys, np.asarray(seeds), np.asarray(behaviour.t_env),
+                                               greedy=False)
         t0 = time.perf_counter()
-        runner, metrics = self._finish(runner, key, k_learn, episodes, stats, valid)
-        metrics = jax.device_get(metrics)
+        runner, metrics = self._finish(runner, key, k_learn, *from_local((episodes, stats, valid), self.sharding))
+        metrics = gather(metrics)
         self.learn_s += time.perf_counter() - t0
         return runner, metrics
+
+    def _collect(self, *args, greedy: bool):
+        """The collector's episodes; a simulator failing in any process stops every process together (the others
+        would wait for it at the next collective)."""
+        failure = None
+        try:
+            out = self.collector.collect(*args, greedy=greedy)
+        except SimulatorFailed as e:
+            failure = e
+        if process_count() > 1 and any_process(failure is not None):
+            raise failure or SimulatorFailed("a simulator of another process failed repeatedly (its traceback is in "
+                                             "that process's output)")
+        if failure is not None:
+            raise failure
+        return out
 
     def chunk(self, runner: RunnerState) -> tuple[RunnerState, dict[str, np.ndarray]]:
         per_update = []
@@ -206,27 +228,35 @@ class HostBackend:
 
     def evaluate_params(self, params, t_env: jax.Array, keys: jax.Array, need: int) -> dict[str, np.ndarray]:
         """`need` greedy episodes per lane, in rounds of E per lane; crashed episodes are re-run."""
-        behaviour = self._greedy(params, t_env)
+        behaviour, t_env = local((self._greedy(params, t_env), t_env))
         t_env = np.asarray(t_env)
         kept: list[list[dict]] = [[] for _ in range(self.S)]
         round_index = 0
-        while min(len(k) for k in kept) < need:
-            seeds, act_keys = self._eval_keys(keys, round_index)
-            _, stats, valid = self.collector.collect(behaviour, act_keys, np.asarray(seeds), t_env, greedy=True)
+        # Rounds until every lane of every process has `need` (all processes run the same rounds: the keys of a
+        # round are one computation over every process's lanes)
+        while any_process(min(len(k) for k in kept) < need):
+            seeds, act_keys = local(self._eval_keys(keys, round_index))
+            _, stats, valid = self._collect(behaviour, act_keys, np.asarray(seeds), t_env, greedy=True)
             for s in range(self.S):
                 for e in np.flatnonzero(valid[s])[:need - len(kept[s])]:
                     kept[s].append({k: v[s, e] for k, v in stats.items()})
             round_index += 1
-        return greedy_summary({k: np.array([[ep[k] for ep in lane] for lane in kept]) for k in kept[0][0]})
+        mine = {k: np.array([[ep[k] for ep in lane] for lane in kept]) for k in kept[0][0]}
+        return greedy_summary(gather_local(mine))
 
     def stats(self) -> dict[str, Any]:
+        """Crash counts and workers summed over the processes; timings are this process's."""
         c = self.collector
-        return {**self.pool.stats.as_dict(), "workers": getattr(self.pool, "num_workers", 0),
+        counts = {**self.pool.stats.as_dict(), "workers": getattr(self.pool, "num_workers", 0)}
+        summed = gather_local(np.array([list(counts.values())], np.int64)).sum(0)
+        return {**dict(zip(counts, map(int, summed))),
                 "collect_act_s": round(c.act_s, 3), "collect_simulator_s": round(c.step_s, 3),
                 "learn_s": round(self.learn_s, 3)}
 
     def restore_stats(self, saved: dict[str, Any]) -> None:
-        """Counts of a resumed run continue from its checkpoint's."""
+        """Counts of a resumed run continue from its checkpoint's (summed over processes: process 0 carries them)."""
+        if not is_primary():
+            return
         for name in self.pool.stats.as_dict():
             setattr(self.pool.stats, name, getattr(self.pool.stats, name) + int(saved.get(name, 0)))
 

@@ -68,6 +68,11 @@ def num_lanes(cfg: RunConfig) -> int:
     return cfg.num_seeds * len(cfg.grid)
 
 
+def local_lanes(cfg: RunConfig) -> int:
+    """The lanes this process computes and holds (all of them unless the run spans several processes)."""
+    return num_lanes(cfg) // jax.process_count()
+
+
 def seed_keys(cfg: RunConfig, stream: int | None = None, index: int = 0, blocks: int | None = None) -> jax.Array:
     """Keys of the lanes: seed s's key in each of `blocks` blocks (default: one per grid point); `stream` and
     `index` fold in a purpose (evaluation, rendering) and a counter."""
@@ -116,9 +121,11 @@ def _init_fn(cfg: RunConfig, algo: Algorithm):
 
 def init_lanes(cfg: RunConfig, algo: Algorithm, sharding=None) -> RunnerState:
     """Fresh state of every lane (sharded along the lane axis when `sharding` is given)."""
+    from jaxfactor.runner.multihost import put
+
     keys, hps = seed_keys(cfg), lane_hparams(cfg)
     if sharding is not None:
-        keys, hps = jax.device_put(keys, sharding), jax.device_put(hps, sharding)
+        keys, hps = put(keys, sharding), put(hps, sharding)
     return jax.jit(_init_fn(cfg, algo), out_shardings=sharding)(keys, hps)
 
 

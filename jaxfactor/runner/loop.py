@@ -5,7 +5,9 @@ simulators that cannot be jitted) only compiles and runs chunks and evaluates; e
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,8 @@ from jaxfactor.config import RunConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner import report
 from jaxfactor.runner.guards import RunDirLock, RunInterrupted, StopOnSignal
-from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, num_lanes, seed_keys, setup
+from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, local_lanes, num_lanes, seed_keys, setup
+from jaxfactor.runner.multihost import any_process, gather, is_primary, process_count, put, say
 
 EVAL_STREAM = 0x5EED  # folded into the seeds' keys for greedy evaluation during training
 
@@ -55,14 +58,14 @@ def preflight(cfg: RunConfig) -> None:
     from jaxfactor import buffers
 
     s = setup(cfg)
-    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction)
     _check_state_memory(s)
     _check_run_dir(cfg)
 
 
 def _check_state_memory(s: Setup) -> None:
-    """The whole training state (parameters, targets, optimiser moments, replay) from its abstract shapes:
-    networks too large for the device are refused before anything is allocated."""
+    """The whole training state (parameters, targets, optimiser moments, replay) from its abstract shapes, this
+    process's share of it: networks too large for the device are refused before anything is allocated."""
     import jax
 
     from jaxfactor import buffers
@@ -71,10 +74,11 @@ def _check_state_memory(s: Setup) -> None:
     state = abstract_lanes(s.cfg, s.algo)
     learner = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.learner))
     total = learner + sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state.buffer))
+    learner, total = learner // process_count(), total // process_count()
     free, fraction = buffers.available_memory_bytes(), s.cfg.max_buffer_memory_fraction
     if total > fraction * free:
         raise ConfigError(f"the training state needs {total / 2**30:.2f} GiB ({learner / 2**30:.2f} GiB of parameters, "
-                          f"targets and optimiser state for {num_lanes(s.cfg)} lanes), more than "
+                          f"targets and optimiser state for {local_lanes(s.cfg)} lanes), more than "
                           f"max_buffer_memory_fraction={fraction} of the {free / 2**30:.2f} GiB free; lower "
                           "algo.agent_hidden_dim, algo.mixing_embed_dim, algo.hypernet_embed_dim or num_seeds")
 
@@ -107,6 +111,11 @@ def _check_resume(cfg: RunConfig) -> None:
     finally:
         ckpt.close()
     check_compatible(meta["config"], plain(cfg), f"{ckpt.directory}/{step}")
+    saved = meta.get("processes", 1)
+    if saved != process_count():
+        raise ConfigError(f"resume={cfg.resume}: checkpoint {step} was written by {saved} process(es), this run has "
+                          f"{process_count()}; allowed: resume with distributed.num_processes={saved} (its lanes "
+                          "are laid out over that many processes)")
 
 
 def plain(cfg: RunConfig) -> dict[str, Any]:
@@ -126,7 +135,7 @@ def restore_lanes(ckpt, s: Setup, step: int | None = None):
     if "buffer" not in fields:
         capacity = s.cfg.algo.buffer_size
         fields["buffer"] = jax.jit(jax.vmap(lambda _: buffers.init(s.algo.spec, capacity)),
-                                   out_shardings=s.sharding)(np.arange(num_lanes(s.cfg)))
+                                   out_shardings=s.sharding)(put(np.arange(num_lanes(s.cfg)), s.sharding))
     return abstract.replace(**fields), meta
 
 
@@ -136,11 +145,14 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
     collector (default: the device backend)."""
     from jaxfactor import buffers
 
+    from jaxfactor.runner.multihost import initialize
+
+    initialize(cfg.distributed)  # a job started by a launcher (submitit) reaches here without the CLI's checks
     s = setup(cfg)
-    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, num_lanes(cfg), cfg.max_buffer_memory_fraction)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction)
     _check_state_memory(s)
     for warning in config_lib.inert_settings(cfg):
-        print(f"jaxfactor: warning: {warning}", file=sys.stderr, flush=True)
+        say(f"jaxfactor: warning: {warning}", file=sys.stderr, flush=True)
     run_dir = Path(cfg.run_dir)
     _check_run_dir(cfg)
     try:
@@ -148,17 +160,27 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
     except OSError as e:
         raise ConfigError(f"run_dir={run_dir} cannot be created ({e.strerror}); allowed: a writable "
                           "directory") from None
-    with RunDirLock(run_dir):
-        _check_run_dir(cfg)  # again, now that no other process can start in run_dir
+    with contextlib.ExitStack() as held:
+        refused = None
+        try:  # process 0 holds the lock for every process of the program
+            if is_primary():
+                held.enter_context(RunDirLock(run_dir))
+        except ConfigError as e:
+            refused = e
+        if any_process(refused is not None):  # the others stop with process 0, not at their first collective
+            raise refused or ConfigError(f"run_dir={run_dir} is in use by another run (process 0 found its lock); "
+                                         "allowed: another run_dir")
+        _check_run_dir(cfg)  # again, now that no other run can start in run_dir
         return _train(s, run_dir, backend, callbacks, overrides)
 
 
 def _train(s: Setup, run_dir: Path, backend: Callable[..., Backend] | None, callbacks: Sequence[Callback],
            overrides: list[str] | None) -> dict[str, Any]:
     cfg = s.cfg
-    (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
-    if overrides is not None and cfg.resume is None:
-        (run_dir / "overrides.json").write_text(json.dumps(overrides))
+    if is_primary():
+        (run_dir / "config.json").write_text(json.dumps(config_lib.to_dict(cfg), indent=2))
+        if overrides is not None and cfg.resume is None:
+            (run_dir / "overrides.json").write_text(json.dumps(overrides))
     collector = (backend or default_backend(s))(s, lambda: [c.on_trace() for c in callbacks])
     try:
         return _train_with(s, run_dir, collector, callbacks)
@@ -180,10 +202,8 @@ def default_backend(s: Setup) -> Callable[..., Backend]:
 
 
 def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence[Callback]) -> dict[str, Any]:
-    import jax
-
     from jaxfactor.checkpoint import Checkpointer
-    from jaxfactor.loggers import RunLogger
+    from jaxfactor.loggers import RunLogger, SilentLogger
     from jaxfactor.runner.lanes import init_lanes
 
     cfg, env, algo, plan, sharding = s.cfg, s.env, s.algo, s.plan, s.sharding
@@ -201,19 +221,20 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
         diverged = {int(lane): info for lane, info in meta.get("diverged_lanes", {}).items()}
         if "host" in meta and hasattr(collector, "restore_stats"):
             collector.restore_stats(meta["host"])  # crash counts continue across the resume
-        print(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
+        say(f"resumed {run_dir} at chunk {chunk_idx} ({np.mean(meta['env_steps']):.0f} env steps per seed)"
               + ("" if meta["has_buffer"] else "; replay buffers start empty (saved with checkpoint.buffer=false)"))
     else:
         runner = init_lanes(cfg, algo, sharding)
     grid = f" x {len(cfg.grid)} grid points" if len(cfg.grid) > 1 else ""
-    print(f"compiling {algo.name} on {cfg.env.name}: {total} lanes ({cfg.num_seeds} seeds{grid}), "
-          f"{plan.updates_per_chunk} updates of {cfg.algo.num_envs} episodes per chunk", flush=True)
+    processes = f" over {process_count()} processes" if process_count() > 1 else ""
+    say(f"compiling {algo.name} on {cfg.env.name}: {total} lanes ({cfg.num_seeds} seeds{grid}){processes}, "
+        f"{plan.updates_per_chunk} updates of {cfg.algo.num_envs} episodes per chunk", flush=True)
     compile_s = collector.compile(runner)
     logger = RunLogger(cfg, run_dir, resume_chunk=chunk_idx if cfg.resume is not None else None,
-                       wandb_run_id=wandb_id)
+                       wandb_run_id=wandb_id) if is_primary() else SilentLogger()
 
     def run_eval(index: int) -> dict[str, np.ndarray]:
-        return collector.evaluate(runner, jax.device_put(seed_keys(cfg, EVAL_STREAM, index), sharding))
+        return collector.evaluate(runner, put(seed_keys(cfg, EVAL_STREAM, index), sharding))
 
     def save(step: int) -> None:
         if ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
@@ -225,13 +246,13 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
 
     for c in callbacks:
         c.on_start(runner, collector)
-    bar = tqdm(total=cfg.total_timesteps, unit="step", disable=not cfg.progress, dynamic_ncols=True,
-               desc=f"{algo.name} {cfg.env.name} x{total}")
-    env_steps = np.asarray(jax.device_get(runner.learner.t_env), np.float64)
+    bar = tqdm(total=cfg.total_timesteps, unit="step", disable=not (cfg.progress and is_primary()),
+               dynamic_ncols=True, desc=f"{algo.name} {cfg.env.name} x{total}")
+    env_steps = np.asarray(gather(runner.learner.t_env), np.float64)
     bar.update(int(min(env_steps.mean(), cfg.total_timesteps)))  # a resume starts where its checkpoint was
     last_eval: dict[str, np.ndarray] = {}
     with StopOnSignal() as stop:
-        while env_steps.min() < cfg.total_timesteps and stop.signum is None:
+        while env_steps.min() < cfg.total_timesteps and not any_process(stop.signum is not None):
             t0 = time.perf_counter()
             runner, m = collector.chunk(runner)
             train_s += time.perf_counter() - t0
@@ -239,7 +260,7 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
             for lane, keys in report.nonfinite_losses(m).items():
                 if lane not in diverged:  # once per lane, loudly: its later metrics and results are NaN
                     diverged[lane] = {"chunk": chunk_idx, "losses": keys}
-                    print(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
+                    say(f"jaxfactor: lane {lane} ({lane_label(cfg, lane)}) diverged in chunk {chunk_idx}: "
                           f"{', '.join(keys)} not finite; it is left out of every aggregate and result",
                           file=sys.stderr, flush=True)
             summary = report.chunk_summary(m)
@@ -267,10 +288,11 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
         bar.close()
         save(chunk_idx)  # the final state: `jaxfactor.evaluate` and exact continuation read it
         ckpt.close()  # waits for the writes, also when a signal asked to stop
-    if stop.signum is not None:
+    if any_process(stop.signum is not None):
         logger.close()
-        raise RunInterrupted(stop.signum, f"interrupted at {env_steps.mean():.0f} env steps per seed (chunk "
-                                          f"{chunk_idx}, checkpointed); continue with resume={run_dir}")
+        signum = stop.signum or signal.SIGTERM  # another process's signal stopped this one
+        raise RunInterrupted(signum, f"interrupted at {env_steps.mean():.0f} env steps per seed (chunk "
+                                     f"{chunk_idx}, checkpointed); continue with resume={run_dir}")
     wall_s = time.perf_counter() - t_start
 
     final = run_eval(10**6)
@@ -293,9 +315,14 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
     if cfg.env.kind == "matrix":
         from jaxfactor.matrix_study import matrix_summary
 
-        result["matrix"] = matrix_summary(env, algo, runner.learner.params, float(env_steps.min()), is_diverged)
-    (run_dir / "summary.json").write_text(json.dumps(result, indent=2))
+        result["matrix"] = matrix_summary(env, algo, gather(runner.learner.params), float(env_steps.min()),
+                                          is_diverged)
+    if process_count() > 1:
+        result["processes"] = process_count()
+    if is_primary():
+        (run_dir / "summary.json").write_text(json.dumps(result, indent=2))
     logger.log_summary(result)
     logger.close()
-    report.print_result(cfg, result, run_dir)
+    if is_primary():
+        report.print_result(cfg, result, run_dir)
     return result
