@@ -84,3 +84,40 @@ def test_a_baseline_runs_from_a_preset_that_sets_only_shared_keys(name, baseline
     assert cfg.algo.name == baseline and cfg.env.name == TABLE[name]["env"]
     assert cfg.total_timesteps == make_cfg(f"experiment={name}").total_timesteps
     validate_argv([f"experiment={name}", f"algo={baseline}", "num_seeds=1", "algo.buffer_size=1000"])
+
+
+TINY = ["num_seeds=1", "total_timesteps=1", "log_every_steps=1", "eval_every_steps=1", "algo.num_envs=2",
+        "algo.batch_size=2", "algo.buffer_size=4", "env.test_episodes=1", "progress=false"]
+# One preset per env family; the fake simulators need env.simulator=fake, so they are a second multirun.
+FAMILIES = {"jax_and_highway": ["pow_matrix_m3", "wqmix_cw_predator_prey_p2", "me_overcooked_cramped_room",
+                                "pow_intersection"],
+            "fake_simulators": ["s2q_smac_5m_vs_6m", "me_smacv2_protoss", "nm_grf_academy_3_vs_1_with_keeper"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_one_preset_per_env_family_trains_a_tiny_budget_through_the_cli(family, tmp_path):
+    """Each preset's algorithm and env as the CLI builds them (its own sizes, mixers, weighting, RND), one update
+    that learns, greedy evaluation, summary: a preset that composes but cannot run is caught here."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import COMPILE_FAST_XLA_FLAGS
+
+    presets = FAMILIES[family]
+    fake = ["++env.simulator=fake"] if family == "fake_simulators" else []  # the sweep composes on matrix_m0 first
+    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "-m", f"experiment={','.join(presets)}", *TINY,
+                           *fake, f"run_dir={tmp_path}/sweep"], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS})
+    assert done.returncode == 0, done.stderr[-3000:]
+    for job, name in enumerate(presets):
+        run = tmp_path / "sweep" / f"job{job}"
+        summary = json.loads((run / "summary.json").read_text())
+        assert (summary["algo"], summary["env"]) == (TABLE[name]["algo"], TABLE[name]["env"]), name
+        first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["per_seed"]
+        assert first["train/learning"] == [1.0], name  # the update learned
+        losses = [k for k in first if k.startswith("train/") and "loss" in k]
+        assert losses and all(abs(first[k][0]) < 1e9 for k in losses), (name, {k: first[k] for k in losses})
+        assert summary["final"]["eval_return_mean"] is not None, name

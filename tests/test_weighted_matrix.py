@@ -63,6 +63,10 @@ def test_weighted_qmix_recovers_the_optimum_wherever_it_sits(algo):
     out = train(algo, list(WEIGHTED_GAMES.values()))
     for g, name in enumerate(WEIGHTED_GAMES):
         assert_recovers_the_optimum(out, g, name, MIN_SEEDS[algo])
+    # The weighting is on (at POW's defaults: no warm-up on matrix games): with alpha = 0 the transitions outside
+    # the potentially optimal set weigh 0, so the mean weight of the last update is well below uniform's 1.
+    weight = out["metrics"]["train/main/weight"]
+    assert (weight < 0.9).all(), weight
 
 
 @pytest.mark.slow
