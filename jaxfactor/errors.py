@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
+from typing import Callable
 
 
 class ConfigError(ValueError):
     """A user-facing configuration or input error; the message names the field and the allowed values."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse for the small tools (plot, summarise): a bad argument is a ConfigError, not usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{message}; see {self.prog} --help")
+
+
+def exit_on_config_error(tool: Callable[[], None]) -> None:
+    """Run a command-line tool; a ConfigError is its one `jaxfactor: error:` line and exit code 2."""
+    try:
+        tool()
+    except ConfigError as e:
+        print(f"jaxfactor: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def check_output_path(field: str, path: str | Path, suffixes: tuple[str, ...]) -> Path:

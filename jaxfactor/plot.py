@@ -7,14 +7,13 @@ same algorithm launched with different base seeds) are pooled as more seeds when
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from jaxfactor.errors import ConfigError, check_output_path
+from jaxfactor.errors import ConfigError, OneLineParser, check_output_path, exit_on_config_error
 
 
 def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -93,11 +92,6 @@ def plot(run_dirs: list[str], metric: str = "eval/return", out: str | Path = "cu
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage and exits; one line instead
-        raise ConfigError(f"{message}; see python -m jaxfactor.plot --help")
-
-
 def image_suffixes() -> tuple[str, ...]:
     from matplotlib.backend_bases import FigureCanvasBase
 
@@ -105,20 +99,20 @@ def image_suffixes() -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = _Parser(prog="python -m jaxfactor.plot", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m jaxfactor.plot", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+")
     parser.add_argument("--metric", default="eval/return", help="a key of metrics.jsonl's per_seed records")
     parser.add_argument("--out", default="curves.png", help="image path (.png, .pdf, .svg, ...)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    try:
+
+    def tool() -> None:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         if args.reps < 1:
             raise ConfigError(f"--reps {args.reps} is out of range; allowed: an integer >= 1")
         check_output_path("--out", args.out, image_suffixes())
         print(f"wrote {plot(args.run_dirs, args.metric, args.out, args.reps)}")
-    except ConfigError as e:
-        print(f"jaxfactor: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+    exit_on_config_error(tool)
 
 
 if __name__ == "__main__":

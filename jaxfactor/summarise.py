@@ -9,7 +9,6 @@ a row that says so, never left out.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxfactor.errors import ConfigError, check_output_path
+from jaxfactor.errors import ConfigError, OneLineParser, check_output_path, exit_on_config_error
 
 COLUMNS = ("run", "overrides", "algo", "env", "seeds", "env_steps", "return_mean", "return_iqm", "return_min",
            "return_max", "win_rate_mean", "diverged", "status")
@@ -136,16 +135,12 @@ def csv_text(table: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage and exits; one line instead
-        raise ConfigError(f"{message}; see python -m jaxfactor.summarise --help")
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = _Parser(prog="python -m jaxfactor.summarise", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m jaxfactor.summarise", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="multirun or run directories")
     parser.add_argument("--out", help="also write the table: .md (Markdown) or .csv")
-    try:
+
+    def tool() -> None:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         if args.out:
             check_output_path("--out", args.out, (".md", ".csv"))
@@ -154,9 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.out:
             Path(args.out).write_text(csv_text(table) if args.out.endswith(".csv") else markdown(table) + "\n")
             print(f"wrote {args.out}")
-    except ConfigError as e:
-        print(f"jaxfactor: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+    exit_on_config_error(tool)
 
 
 if __name__ == "__main__":
