@@ -20,7 +20,7 @@ import jax
 
 import jaxfactor
 from jaxfactor.errors import ConfigError
-from jaxfactor.runner.multihost import barrier, is_primary, say
+from jaxfactor.runner.multihost import barrier, is_key, is_primary, say
 
 FORMAT = 2
 """Bumped whenever the saved tree changes; a checkpoint of another format is refused (2: counters moved from
@@ -31,14 +31,9 @@ RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "resume
 """Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
 
 
-def _is_key(x: Any) -> bool:
-    """A typed PRNG key array, or the abstract (ShapeDtypeStruct) description of one."""
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def to_host(tree: Any) -> Any:
     """Device pytree -> numpy pytree (typed PRNG keys as their raw uint32 data)."""
-    return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+    return jax.device_get(jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree))
 
 
 def _saveable(tree: Any) -> Any:
@@ -47,13 +42,13 @@ def _saveable(tree: Any) -> Any:
     `save` returns)."""
     if jax.process_count() == 1:
         return to_host(tree)
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
 
 
 def key_data_target(abstract: Any) -> Any:
     """A restore target: typed-key leaves of an abstract (ShapeDtypeStruct) tree as their raw uint32 data."""
     def leaf(x):
-        if _is_key(x):
+        if is_key(x):
             data = jax.eval_shape(jax.random.key_data, x)
             return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=x.sharding)
         return x
@@ -63,7 +58,7 @@ def key_data_target(abstract: Any) -> Any:
 
 def wrap_keys(restored: Any, abstract: Any) -> Any:
     """Inverse of `key_data_target` on restored arrays (jaxfactor's keys use the default implementation)."""
-    return jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if _is_key(a) else x, restored, abstract)
+    return jax.tree.map(lambda x, a: jax.random.wrap_key_data(x) if is_key(a) else x, restored, abstract)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

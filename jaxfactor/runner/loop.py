@@ -240,7 +240,7 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
         if ckpt.save(step, runner, {"chunk": step, "train_s": train_s, "env_steps": env_steps.tolist(),
                                     "wandb_run_id": logger.run_id, "config": plain(cfg),
                                     "diverged_lanes": report.lanes_json(diverged),
-                                    **({"host": host_stats()} if host_stats() else {})}):
+                                    **({"host": host} if (host := host_stats()) else {})}):
             for c in callbacks:
                 c.on_checkpoint(step, ckpt)
 
@@ -306,8 +306,8 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
         "final": report.final_stats(final, env.spec.has_win_flag, is_diverged),
         "diverged_lanes": report.lanes_json(diverged), "all_lanes_diverged": bool(is_diverged.all()),
     }
-    if host_stats() is not None:
-        result["host"] = host_stats()
+    if (host := host_stats()) is not None:  # one call: summing counts over processes is a collective
+        result["host"] = host
     if len(cfg.grid) > 1:
         result["grid"] = report.ranked_grid([
             {"point": p, "label": grid_label(p), **report.final_stats(block, env.spec.has_win_flag, lanes["d"])}

@@ -83,6 +83,13 @@ def _check_coordinator(d: DistributedConfig) -> None:
             time.sleep(0.5)
 
 
+def is_key(x: Any) -> bool:
+    """A typed PRNG key array, or the abstract (ShapeDtypeStruct) description of one."""
+    import jax
+
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def process_count() -> int:
     import jax
 
@@ -127,7 +134,7 @@ def put(tree: Any, sharding: Any) -> Any:
         return jax.device_put(tree, sharding)
 
     def leaf(x: Any) -> Any:
-        if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if is_key(x):
             return jax.random.wrap_key_data(jax.device_put(np.asarray(jax.random.key_data(x)), sharding))
         return jax.device_put(np.asarray(x), sharding)
 
@@ -151,12 +158,6 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def _is_key(x: Any) -> bool:
-    import jax
-
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def local(tree: Any) -> Any:
     """Arrays sharded along the lane axis -> this process's lanes (one contiguous block) as host arrays, typed
     keys kept typed: what host simulators of this process act on. One process: `tree` as it is."""
@@ -165,10 +166,10 @@ def local(tree: Any) -> Any:
     import jax
 
     def leaf(x: Any) -> Any:
-        data = jax.random.key_data(x) if _is_key(x) else x
+        data = jax.random.key_data(x) if is_key(x) else x
         shards = {s.index[0].start or 0: s for s in data.addressable_shards}
         block = np.concatenate([np.asarray(shards[start].data) for start in sorted(shards)])
-        return jax.random.wrap_key_data(block) if _is_key(x) else block
+        return jax.random.wrap_key_data(block) if is_key(x) else block
 
     return jax.tree.map(leaf, tree)
 
