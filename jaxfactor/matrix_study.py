@@ -94,18 +94,26 @@ def three_agent_m3() -> list:
 
 
 def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int,
-                       points: int | None = None) -> dict[str, np.ndarray]:
+                       points: int | None = None, payoffs_after: Sequence | None = None,
+                       shift_at: int | None = None) -> dict[str, np.ndarray]:
     """Returns q_table outputs stacked [G, S, ...] (utilities, greedy, q_tot, q_star, q_r, v_r where present)
     plus the final-update metrics. With `points`, the tables and metrics after every updates // points
-    updates instead, stacked [G, S, P, ...]."""
+    updates instead, stacked [G, S, P, ...]. With `payoffs_after` (one per game) and `shift_at`, game g pays
+    payoffs_after[g] from shift_at env steps on (the matrix env's payoff shift)."""
     tables = np.stack([payoff_array(p) for p in payoffs])  # validated host-side, [G, A, ..., A]
     G = tables.shape[0]
+    if (payoffs_after is None) != (shift_at is None):
+        raise ValueError("payoffs_after and shift_at go together")
+    afters = tables if payoffs_after is None else np.stack([payoff_array(p, "payoff_after") for p in payoffs_after])
+    if afters.shape != tables.shape:
+        raise ValueError(f"payoffs_after has shape {afters.shape}; the games have {tables.shape}")
     env0 = MatrixGame(tables[0], validated=True)
     algo = make_algo(cfg.algo, cfg.env, env0.spec)
     a = cfg.algo
 
-    def lane(key, payoff):
-        env = MatrixGame(payoff, validated=True)
+    def lane(key, payoff, after):
+        env = MatrixGame(payoff, validated=True) if shift_at is None else \
+            MatrixGame(payoff, payoff_after=after, shift_at=shift_at, validated=True)
         runner = init_lane(algo, a.buffer_size, key)
         _, ts = env.reset(key)
         if points is None:
@@ -114,11 +122,11 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
         return tables_over_training(cfg, algo, env, runner, ts, updates // points, points)
 
     keys = seed_keys(dataclasses.replace(cfg, num_seeds=seeds_per_game), blocks=G)  # seed s: the same key in every game
-    lane_payoffs = jnp.repeat(jnp.asarray(tables), seeds_per_game, axis=0)
-    out, metrics = jax.device_get(jax.jit(jax.vmap(lane))(keys, lane_payoffs))
+    per_lane = lambda t: jnp.repeat(jnp.asarray(t), seeds_per_game, axis=0)  # noqa: E731
+    out, metrics = jax.device_get(jax.jit(jax.vmap(lane))(keys, per_lane(tables), per_lane(afters)))
     reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
     return {**{k: reshape(v) for k, v in out.items()}, "metrics": {k: reshape(v) for k, v in metrics.items()},
-            "payoffs": tables}
+            "payoffs": tables, "payoffs_after": afters}
 
 
 def tables_over_training(cfg: RunConfig, algo, env, runner, ts, updates_per_point: int, points: int

@@ -105,3 +105,21 @@ def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started()
     # Lanes are grid-major: lane 3 of 2 seeds x 2 learning rates is seed 1 of the second grid point.
     assert lane_label(make_cfg("num_seeds=2", "seed=5"), 1) == "seed 6"
     assert lane_label(make_cfg("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]"), 3) == "seed 1, grid point lr=0.0001"
+
+
+def test_matrix_study_shifts_each_game_to_its_own_table():
+    """`train_matrix_games(..., payoffs_after, shift_at)` pays game g by payoffs_after[g] from shift_at on (the
+    shift studies of experiments/shift_games.py): after the shift, with the old episodes evicted, each game's
+    learned Q_tot fits its own new table, and the tables before the shift fit the old ones."""
+    from conftest import make_cfg
+
+    from jaxfactor.matrix_study import train_matrix_games
+
+    cfg = make_cfg("algo=qmix", "env=matrix_m0", "algo.buffer_size=256", "algo.lr=0.005", *UNIFORM)
+    before = [[[0, 0], [0, 0]], [[2, 2], [2, 2]]]
+    after = [[[4, 4], [4, 4]], [[-3, -3], [-3, -3]]]
+    out = train_matrix_games(cfg, before, 2, 300, points=2, payoffs_after=after, shift_at=1200)
+    assert out["env_steps"][0, 0, 0] == 1200 and out["env_steps"][0, 0, 1] == 2400
+    q_tot = out["q_tot"]  # [G, S, P, 2, 2]
+    np.testing.assert_allclose(q_tot[:, :, 0], np.broadcast_to(np.asarray(before)[:, None], (2, 2, 2, 2)), atol=0.5)
+    np.testing.assert_allclose(q_tot[:, :, 1], np.broadcast_to(np.asarray(after)[:, None], (2, 2, 2, 2)), atol=0.5)
