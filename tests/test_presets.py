@@ -27,7 +27,7 @@ TABLE = {
     **{f"wqmix_{w}_predator_prey_p2": {"algo": f"{w}_qmix", "env": "predator_prey_p2", "alpha": 0.1, "num_envs": 1,
                                        "batch_size": 32, "lr": 0.0005, "eps_anneal_steps": 50_000,
                                        "obs_agent_id": True, "total_timesteps": 1_000_000} for w in ("cw", "ow")},
-    "s2q_shift": {"algo": "s2q", "env": "matrix_s2q_shift", "temperature": 1.0, "down_weight": 0.1},
+    "s2q_shift": {"algo": "s2q", "env": "matrix_s2q_shift", "temperature": 1.0, "down_weight": 0.01},
     # [S2Q] Table F.1-F.2 and its code: K=2, T=0.1, w_c 0.9 (0.75 on corridor, 3s5z_vs_3s6z, GRF)
     **{f"s2q_smac_{m}": {**S2Q, "env": f"sc2_{m}", "down_weight": 0.75 if m in ("corridor", "3s5z_vs_3s6z") else 0.9,
                          "eps_anneal_steps": 500_000 if m == "6h_vs_8z" else 100_000}
