@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.common import make_cfg, save_table
+from experiments.shift_games import follow_steps
 from jaxfactor.matrix_study import train_matrix_curve
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import build, init_lanes
@@ -35,16 +36,6 @@ LABEL = "ABC"
 
 def label(u) -> str:
     return "(" + ",".join(LABEL[int(a)] for a in u) + ")"
-
-
-def switch_steps(greedy: np.ndarray, steps: np.ndarray) -> float:
-    """Env steps after the shift until the greedy joint action is (C,C) at every later point (inf if never)."""
-    is_cc = np.all(greedy == 2, axis=-1)
-    after = steps >= SHIFT_AT
-    for p in np.nonzero(after)[0]:
-        if is_cc[p:].all():
-            return float(steps[p] - SHIFT_AT)
-    return float("inf")
 
 
 def visitation(algo_name: str, seeds: int, steps: int) -> np.ndarray:
@@ -82,7 +73,7 @@ def main() -> None:
         phase1 = [label(out["greedy"][s, p1]) for s in range(args.seeds)]
         subs = ([" ".join(label(out["subvalue_greedy"][s, p1, k]) for k in (1, 2)) for s in range(args.seeds)]
                 if "subvalue_greedy" in out else ["-"])
-        switch = [switch_steps(out["greedy"][s], steps) for s in range(args.seeds)]
+        switch = [follow_steps(out["greedy"][s], steps, (2, 2), SHIFT_AT) for s in range(args.seeds)]
         lines.append(f"| {name} | {', '.join(phase1)} | {'; '.join(subs)} | "
                      f"{', '.join('never' if np.isinf(x) else f'{x:.0f}' for x in switch)} | "
                      f"{np.median(switch):.0f} | {wall:.0f} |")

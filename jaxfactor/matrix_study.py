@@ -17,7 +17,6 @@ import numpy as np
 
 from jaxfactor.algos import make_algo
 from jaxfactor.config import RunConfig
-from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import seed_keys
@@ -144,16 +143,10 @@ def tables_over_training(cfg: RunConfig, algo, env, runner, ts, updates_per_poin
 
 
 def train_matrix_curve(cfg: RunConfig, seeds: int, updates_per_point: int, points: int) -> dict[str, np.ndarray]:
-    """Train `seeds` seeds on the configured matrix game (payoff shifts included) in one program and
-    tabulate `q_table` after every `updates_per_point` updates. Returns arrays [S, P, ...] plus
-    `env_steps` [S, P]."""
-    env = make_env(cfg.env.kind, cfg.env.params)
-    algo = make_algo(cfg.algo, cfg.env, env.spec)
-
-    def lane(key):
-        _, ts = env.reset(key)
-        return tables_over_training(cfg, algo, env, init_lane(algo, cfg.algo.buffer_size, key), ts,
-                                    updates_per_point, points)[0]
-
-    keys = seed_keys(dataclasses.replace(cfg, num_seeds=seeds), blocks=1)
-    return {k: np.asarray(v) for k, v in jax.device_get(jax.jit(jax.vmap(lane))(keys)).items()}
+    """Train `seeds` seeds on the configured matrix game (payoff shift included) in one program and
+    tabulate `q_table` after every `updates_per_point` updates: `train_matrix_games` with one game.
+    Returns arrays [S, P, ...] plus `env_steps` [S, P]."""
+    p = cfg.env.params
+    shift = {} if p.get("shift_at") is None else {"payoffs_after": [p["payoff_after"]], "shift_at": p["shift_at"]}
+    out = train_matrix_games(cfg, [p["payoff"]], seeds, updates_per_point * points, points=points, **shift)
+    return {k: v[0] for k, v in out.items() if k not in ("metrics", "payoffs", "payoffs_after")}
