@@ -19,6 +19,7 @@ from jaxfactor.rl.policies import uniform_available
 from jaxfactor.structs import where_env
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import build, init_lanes
+from jaxfactor.runner.learn import over_lanes
 
 
 ENV_ONLY = ["matrix_m1", "smax_3m", "predator_prey_p0", "predator_prey_small", "mpe_simple_spread", "mpe_simple_tag",
@@ -32,9 +33,11 @@ def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int
     runner = init_lanes(cfg, algo)
     # Fill the buffer past batch_size first so the timed updates all learn.
     warm = -(-cfg.algo.batch_size // cfg.algo.num_envs)
-    warm_fn = jax.jit(jax.vmap(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, warm)), donate_argnums=0)
+    warm_fn = jax.jit(over_lanes(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, warm,
+                                            length_buckets=cfg.algo.length_buckets)), donate_argnums=0)
     runner, _ = warm_fn(runner)
-    chunk = jax.jit(jax.vmap(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates)),
+    chunk = jax.jit(over_lanes(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates,
+                                          length_buckets=cfg.algo.length_buckets)),
                     donate_argnums=0)
     t0 = time.perf_counter()
     compiled = chunk.lower(runner).compile()

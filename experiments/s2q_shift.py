@@ -26,6 +26,7 @@ from experiments.shift_games import follow_steps
 from jaxfactor.matrix_study import train_matrix_curve
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import build, init_lanes
+from jaxfactor.runner.learn import over_lanes
 from jaxfactor.runner.rollout import rollout
 
 SHIFT_AT, TOTAL = 50_000, 100_000
@@ -50,7 +51,7 @@ def visitation(algo_name: str, seeds: int, steps: int) -> np.ndarray:
         first = episodes.actions[:, 0]  # [512, 2]
         return jnp.zeros((3, 3)).at[first[:, 0], first[:, 1]].add(1.0)
 
-    counts = jax.jit(jax.vmap(lane))(init_lanes(cfg, algo))
+    counts = jax.jit(over_lanes(lane))(init_lanes(cfg, algo))
     return np.asarray(counts).sum(0) / np.asarray(counts).sum()
 
 

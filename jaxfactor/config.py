@@ -50,6 +50,9 @@ class AlgoConfig:
     agent_hidden_dim: int
     mixing_embed_dim: int
     hypernet_embed_dim: int
+    length_buckets: int = 4
+    """Batch lengths the update is compiled for; each batch trains at the shortest one holding its longest
+    episode (PyMARL2 cuts every batch to its longest episode). 1 = always the padded episode limit."""
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     """Algorithm-specific keys (validated by the algorithm's factory)."""
 
@@ -352,7 +355,7 @@ def validate(cfg: RunConfig) -> None:
     _check_range("algo.grad_clip", a.grad_clip, 0.0, lo_open=True)
     _check_range("algo.loss_scale", a.loss_scale, 0.0, lo_open=True)
     for name in ("num_envs", "buffer_size", "batch_size", "target_update_episodes",
-                 "agent_hidden_dim", "mixing_embed_dim", "hypernet_embed_dim"):
+                 "agent_hidden_dim", "mixing_embed_dim", "hypernet_embed_dim", "length_buckets"):
         _check_range(f"algo.{name}", getattr(a, name), 1)
     if a.batch_size > a.buffer_size:
         raise ConfigError(f"algo.batch_size={a.batch_size} exceeds algo.buffer_size={a.buffer_size}; "

@@ -20,7 +20,7 @@ from jaxfactor.config import RunConfig
 from jaxfactor.envs.matrix_games import MatrixGame, payoff_array
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import seed_keys
-from jaxfactor.runner.learn import init_lane
+from jaxfactor.runner.learn import init_lane, over_lanes
 
 
 def _label(actions: Any) -> str:
@@ -122,7 +122,7 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
 
     keys = seed_keys(dataclasses.replace(cfg, num_seeds=seeds_per_game), blocks=G)  # seed s: the same key in every game
     per_lane = lambda t: jnp.repeat(jnp.asarray(t), seeds_per_game, axis=0)  # noqa: E731
-    out, metrics = jax.device_get(jax.jit(jax.vmap(lane))(keys, per_lane(tables), per_lane(afters)))
+    out, metrics = jax.device_get(jax.jit(over_lanes(lane))(keys, per_lane(tables), per_lane(afters)))
     reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
     return {**{k: reshape(v) for k, v in out.items()}, "metrics": {k: reshape(v) for k, v in metrics.items()},
             "payoffs": tables, "payoffs_after": afters}

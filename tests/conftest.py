@@ -69,10 +69,12 @@ def train_briefly(cfg: config_lib.RunConfig, updates: int):
 
     from jaxfactor.runner.anakin import make_chunk
     from jaxfactor.runner.lanes import build, init_lanes
+    from jaxfactor.runner.learn import over_lanes
 
     env, algo, _ = build(cfg)
-    chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates)
-    _, metrics = jax.jit(jax.vmap(chunk))(init_lanes(cfg, algo))
+    chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates,
+                       length_buckets=cfg.algo.length_buckets)
+    _, metrics = jax.jit(over_lanes(chunk))(init_lanes(cfg, algo))
     return jax.device_get(metrics)
 
 

@@ -103,7 +103,7 @@ def test_payoff_shift_happens_inside_the_training_loop(cfg_factory):
 
     env, algo, _ = build(cfg)
     runner = init_lane(algo, 64, jax.random.key(0))
-    _, metrics = jax.jit(make_chunk(algo, env, 8, 8, 20))(runner)
+    _, metrics = jax.jit(make_chunk(algo, env, 8, 8, 20, axis_name=None))(runner)
     returns = np.asarray(metrics["rollout/return"])
     np.testing.assert_array_equal(returns, [0.0] * 10 + [1.0] * 10)
 

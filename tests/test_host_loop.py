@@ -1,6 +1,9 @@
 """The host backend (issue 16) ends bit-identical to the device chunk on a numpy twin of a JAX env, with an
 in-process pool and with 2 worker processes: buffer, keys and counters equal, parameters within 1e-6."""
 
+import functools
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +17,7 @@ from jaxfactor.hostenvs.fakes import Countdown
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.host import HostBackend
 from jaxfactor.runner.lanes import Setup, init_lanes, seed_sharding
+from jaxfactor.runner.learn import over_lanes
 from jaxfactor.runner.workers import InlinePool, PoolSettings, ProcessPool
 from jaxfactor.structs import Timestep
 
@@ -60,7 +64,7 @@ def countdown_setup():
     algo = make_algo(cfg.algo, cfg.env, spec)
     plan = config_lib.plan(cfg, spec.episode_limit)
     factory = HostEnvFactory("countdown", dict(COUNTDOWN), spec, Countdown.make)
-    device, metrics = jax.jit(jax.vmap(make_chunk(algo, JaxCountdown(**COUNTDOWN), 3, 6, 4)))(init_lanes(cfg, algo))
+    device, metrics = jax.jit(over_lanes(make_chunk(algo, JaxCountdown(**COUNTDOWN), 3, 6, 4)))(init_lanes(cfg, algo))
     return cfg, algo, Setup(cfg, factory, algo, plan, seed_sharding(cfg)), device, jax.device_get(metrics)
 
 
@@ -102,3 +106,110 @@ def test_greedy_evaluation_re_runs_crashed_episodes(countdown_setup, tmp_path):
     assert set(stats) == {"eval/return", "eval/win_rate", "eval/length"} and stats["eval/return"].shape == (2,)
     # the greedy policy's episodes are deterministic: every one of a lane is kept and averaged, none dropped
     assert np.isfinite(stats["eval/return"]).all() and (stats["eval/length"] >= 1).all()
+
+
+@pytest.mark.parametrize("start", [3, 8])  # every episode ends before the limit / some run to it
+def test_the_early_stopping_rollout_stores_exactly_what_stepping_every_slot_stores(countdown_setup, start):
+    from conftest import exploring
+
+    from jaxfactor.runner.rollout import rollout
+
+    _, algo, _, device, _ = countdown_setup
+    env = JaxCountdown(**{**COUNTDOWN, "start": start})
+    behaviour = exploring(jax.tree.map(lambda x: x[0], device.learner.params), 0.6)
+    early = jax.jit(lambda k: rollout(algo, env, behaviour, k, 16, greedy=False))
+    every_slot = jax.jit(lambda k: rollout(algo, env, behaviour, k, 16, greedy=False, record=True)[:2])
+    for seed in range(3):
+        (got, got_stats), (want, want_stats) = early(jax.random.key(seed)), every_slot(jax.random.key(seed))
+        for a, b in zip(jax.tree.leaves((got, got_stats)), jax.tree.leaves((want, want_stats))):
+            np.testing.assert_array_equal(a, b)
+        lengths = np.asarray(want_stats["length"])
+        assert lengths.max() < 6 if start == 3 else lengths.max() == 6  # stopped before the limit slot, or not
+        assert (np.asarray(want.actions)[~np.asarray(want.filled)] == 0).all()  # padding holds action 0
+
+
+ALGO_YAMLS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "algo").glob("[!_]*.yaml"))
+IN_CI = ("qmix", "pow_qmix", "s2q", "me_qmix", "nmix")  # one per loss family; the rest compile ~15 s each
+
+
+def countdown_batch(name: str, start: int = 3):
+    """(algo, learner lanes [2], a sampled batch [2, 8, 7 slots]) of `name` on countdown episodes from `start`."""
+    from jaxfactor import buffers
+    from jaxfactor.runner.rollout import rollout
+
+    cfg = make_cfg(f"algo={name}", "env=matrix_m3", "num_seeds=2", "algo.num_envs=8", "algo.batch_size=8",
+                   "algo.buffer_size=16", "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8",
+                   "algo.hypernet_embed_dim=16", "algo.eps_start=0.6", "algo.eps_finish=0.6")
+    algo = make_algo(cfg.algo, cfg.env, Countdown(**COUNTDOWN).spec)
+    env = JaxCountdown(**{**COUNTDOWN, "start": start})
+
+    def fill(runner):
+        episodes, _ = rollout(algo, env, algo.behaviour(runner.learner), runner.key, 8, greedy=False)
+        buffer = buffers.add(runner.buffer, episodes, jnp.ones((8,), bool))
+        return buffers.sample(buffer, jax.random.fold_in(runner.key, 1), 8)
+
+    runner = init_lanes(cfg, algo)
+    # Targets a little off the online networks: at a copy, comparisons of one network's two evaluations (S2Q's
+    # Q-hat-star(u_t) >= Q-hat-star(greedy)) are exact ties that float rounding alone decides.
+    leaves, tree = jax.tree.flatten(runner.learner.target_params)
+    noise = [0.01 * jax.random.normal(jax.random.key(i), x.shape) for i, x in enumerate(leaves)]
+    learner = runner.learner.replace(target_params=jax.tree.unflatten(tree, [x + n for x, n in zip(leaves, noise)]))
+    return algo, learner, jax.jit(jax.vmap(fill))(runner)
+
+
+def stage_gradients(algo, learner, batch, key):
+    """{stage: (loss, gradients)} of every stage's loss at the learner's parameters, carries prepared as
+    `Algorithm.update` prepares them (one lane)."""
+    params, carry, out = learner.params, {"t_env": learner.t_env, "stats": learner.stats}, {}
+    for stage_key, stage in zip(jax.random.split(key, len(algo.stages)), algo.stages):
+        if stage.prepare is not None:
+            carry = stage.prepare(params, learner.target_params, batch, learner.hp, carry)
+
+        def objective(own, stage=stage, stage_key=stage_key, carry=carry):
+            return stage.loss({**params, **own}, learner.target_params, batch, learner.hp, stage_key, carry)[0]
+
+        out[stage.name] = jax.value_and_grad(objective)({g: params[g] for g in stage.owns})
+    return out
+
+
+@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended)
+                                  for n in ALGO_YAMLS])
+def test_learning_on_the_batch_cut_to_its_longest_episode_equals_the_padded_update(name):
+    # Countdown episodes of 1..3 real steps in 7 slots: cut to 4 slots, only padding is dropped. Losses and
+    # gradients are compared (Adam's first step turns a near-zero gradient's rounding into a whole step).
+    algo, learner, batch = countdown_batch(name)
+    filled = np.asarray(batch.filled).sum(-1)
+    assert filled.max() == 4 and filled.min() < 4
+    keys = jax.random.split(jax.random.key(2), 2)
+    grads = jax.jit(jax.vmap(functools.partial(stage_gradients, algo)))
+    padded, cut = grads(learner, batch, keys), grads(learner, jax.tree.map(lambda x: x[:, :, :4], batch), keys)
+    for a, b in zip(jax.tree.leaves(padded), jax.tree.leaves(cut)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert all(np.abs(leaf).max() > 0 for leaf in jax.tree.leaves({k: g for k, (_, g) in cut.items()})[:1])
+
+
+def test_the_update_runs_at_the_shortest_compiled_length_holding_every_lanes_longest_episode():
+    import types
+
+    from jaxfactor.runner.learn import bucket_lengths, update_on_real_slots
+
+    assert bucket_lengths(101, 4) == (26, 51, 76, 101) and bucket_lengths(2, 4) == (2,) and bucket_lengths(7, 2) == (4, 7)
+    algo, learner, batch = countdown_batch("qmix")
+    compiled, ran = [], []
+
+    def update(learner, batch, key):
+        slots = batch.filled.shape[-1]
+        compiled.append(slots)  # at trace time
+        jax.debug.callback(lambda: ran.append(slots))
+        return algo.update(learner, batch, key)
+
+    keys = jax.random.split(jax.random.key(2), 2)
+    fn = jax.jit(over_lanes(lambda lr, b, k: update_on_real_slots(types.SimpleNamespace(update=update), lr, b, k, 2,
+                                                                  "lanes")))
+    fn(learner, batch, keys)
+    jax.effects_barrier()
+    assert sorted(compiled) == [4, 7] and ran == [4]
+    ran.clear()
+    fn(learner, batch.replace(filled=batch.filled.at[1, 0].set(True)), keys)  # lane 1 now holds a 7-slot episode
+    jax.effects_barrier()
+    assert ran == [7]  # one length for every lane: the longest lane's

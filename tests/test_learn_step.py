@@ -16,7 +16,7 @@ from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.runner.anakin import make_chunk, make_evaluate
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import build, init_lanes, seed_keys
-from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
+from jaxfactor.runner.learn import RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
 
 
@@ -65,7 +65,7 @@ def host_updates(algo, envs: list[list], runner: RunnerState, num_updates: int, 
     behaviour_of = jax.jit(jax.vmap(algo.behaviour))
     key_stream = jax.jit(jax.vmap(lambda k: rollout_keys(k, E, L)))
     act = jax.jit(jax.vmap(functools.partial(algo.act, greedy=False), in_axes=(0, 0, 0, None, 0)))
-    learn = jax.jit(jax.vmap(functools.partial(learn_step, algo, batch_size=batch_size)))
+    learn = jax.jit(over_lanes(functools.partial(learn_step, algo, batch_size=batch_size)))
     initial_actor = jax.vmap(lambda _: algo.initial_actor_state(E))(jnp.arange(S))
     for _ in range(num_updates):
         key, k_collect, k_learn = split_keys(runner.key)
@@ -109,7 +109,7 @@ def test_a_host_style_driver_ends_bit_identical_to_the_device_chunk(env_name):
                    "algo.buffer_size=16", "algo.target_update_episodes=8")
     env, algo, _ = build(cfg)
     E, updates = cfg.algo.num_envs, 4
-    device, metrics = jax.jit(jax.vmap(make_chunk(algo, env, E, cfg.algo.batch_size, updates)))(init_lanes(cfg, algo))
+    device, metrics = jax.jit(over_lanes(make_chunk(algo, env, E, cfg.algo.batch_size, updates)))(init_lanes(cfg, algo))
     assert (np.asarray(metrics["train/learning"])[:, 1:] == 1).all()  # the last three updates learned
     if env_name.startswith("matrix"):
         envs = [[NumpyMatrixGame(cfg.env.params["payoff"]) for _ in range(E)] for _ in range(cfg.num_seeds)]
@@ -151,7 +151,7 @@ def test_an_invalid_episode_is_neither_stored_nor_counted():
     state = jax.tree.map(lambda x: x[0], init_lanes(cfg, algo))
     episodes, stats = tiny_episodes(4, algo.spec, [3, 50, 7, 9])
     valid = np.array([True, False, True, True])  # episode 1 came from a crashed simulator
-    step = jax.jit(functools.partial(learn_step, algo, batch_size=cfg.algo.batch_size))
+    step = jax.jit(functools.partial(learn_step, algo, batch_size=cfg.algo.batch_size, axis_name=None))
     _, k_learn = jax.random.split(jax.random.key(0))
     learner, buffer, metrics = step(state.learner, state.buffer, episodes, stats, valid, jnp.stack([k_learn, k_learn]))
     assert int(buffer.size) == 3 and int(buffer.insert_pos) == 3
@@ -216,3 +216,59 @@ def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
     stats = evaluate(initial, seed_keys(cfg, UNTRAINED_STREAM))
     np.testing.assert_array_equal(report["untrained"]["return"], np.asarray(stats["return"]).mean(1))
     assert report["trained"]["return"] == [12.0, 12.0] != report["untrained"]["return"]  # M0's optimum after training
+
+
+def counting_losses(algo, calls: list):
+    """`algo` with every stage's loss reporting each evaluation (once per vmapped batch) to `calls`."""
+    import dataclasses
+
+    def counted(loss):
+        def loss_fn(*args):
+            jax.debug.callback(lambda: calls.append(1))
+            return loss(*args)
+        return loss_fn
+
+    return dataclasses.replace(algo, stages=tuple(dataclasses.replace(s, loss=counted(s.loss)) for s in algo.stages))
+
+
+def test_an_update_before_learning_starts_computes_no_gradient():
+    # Under vmap a per-lane cond is a select that runs both branches; the lanes' shared decision is a real branch.
+    cfg = make_cfg("algo=qmix", "env=matrix_m1", "num_seeds=3", "algo.num_envs=8", "algo.batch_size=32")
+    env, algo, _ = build(cfg)
+    calls = []
+    algo = counting_losses(algo, calls)
+    chunk = jax.jit(over_lanes(make_chunk(algo, env, 8, 32, 3)))
+    runner, metrics = chunk(init_lanes(cfg, algo))  # 24 episodes stored: no lane can sample 32
+    jax.effects_barrier()
+    assert (np.asarray(metrics["train/learning"]) == 0).all() and np.isnan(metrics["train/main/loss"]).all()
+    assert calls == [], f"{len(calls)} loss evaluations before learning started"
+    runner, metrics = chunk(runner)  # 32, 40, 48 episodes: every lane learns on every update
+    jax.effects_barrier()
+    assert (np.asarray(metrics["train/learning"]) == 1).all() and np.isfinite(metrics["train/main/loss"]).all()
+    assert len(calls) == 3 and (np.asarray(runner.learner.num_updates) == 3).all()
+
+
+def test_lanes_that_differ_each_learn_only_when_their_own_replay_can_fill_a_batch():
+    from jaxfactor.runner.rollout import rollout
+
+    cfg = make_cfg("algo=qmix", "env=matrix_m1", "num_seeds=2", "algo.num_envs=8", "algo.batch_size=16")
+    env, algo, _ = build(cfg)
+
+    def update(runner, valid):
+        key, k_collect, k_learn = split_update_keys(runner.key)
+        episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, 8, greedy=False)
+        learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid, k_learn, 16)
+        return RunnerState(learner=learner, buffer=buffer, key=key), metrics
+
+    update = jax.jit(over_lanes(update))
+    start = init_lanes(cfg, algo)
+    keep = jnp.array([[True] * 8, [False] * 8])  # lane 1's simulator lost every episode of the first two updates
+    runner, _ = update(start, keep)
+    runner, metrics = update(runner, keep)
+    np.testing.assert_array_equal(metrics["train/learning"], [1, 0])
+    np.testing.assert_array_equal(runner.learner.num_updates, [1, 0])
+    assert np.isfinite(metrics["train/main/loss"][0]) and np.isnan(metrics["train/main/loss"][1])
+    pairs = list(zip(jax.tree.leaves(start.learner.params), jax.tree.leaves(runner.learner.params)))
+    for before, after in pairs:
+        np.testing.assert_array_equal(before[1], after[1])  # the lane that could not learn is untouched
+    assert any(not np.array_equal(before[0], after[0]) for before, after in pairs)  # the other one took a step

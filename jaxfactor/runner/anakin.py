@@ -1,5 +1,5 @@
 """The device backend (Anakin): a chunk is `scan` over updates of rollout -> learn step, written for one lane;
-`DeviceBackend` compiles `jit(vmap(chunk))` over the sharded lanes for the run loop (DESIGN.md §2.3.11).
+`DeviceBackend` compiles `jit(over_lanes(chunk))` over the sharded lanes for the run loop (DESIGN.md §2.3.11).
 """
 
 from __future__ import annotations
@@ -13,21 +13,23 @@ import numpy as np
 
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.envs.base import JaxEnv
-from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
+from jaxfactor.runner.learn import LANES, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import gather
 from jaxfactor.runner.rollout import rollout
 
 
-def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int
+def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int,
+               axis_name: str | None = LANES, length_buckets: int = 1
                ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
-    """chunk(runner) -> (runner, metrics [num_updates]) for one lane; no host round-trips inside."""
+    """chunk(runner) -> (runner, metrics [num_updates]) for one lane, to be vmapped with `over_lanes` (or
+    `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`: algo.length_buckets."""
     every_episode = jnp.ones((num_envs,), bool)  # a JaxEnv never crashes: every collected episode is kept
 
     def update_step(runner: RunnerState, _):
         key, k_collect, k_learn = split_update_keys(runner.key)
         episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, num_envs, greedy=False)
         learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, every_episode,
-                                              k_learn, batch_size)
+                                              k_learn, batch_size, axis_name, length_buckets)
         return RunnerState(learner=learner, buffer=buffer, key=key), metrics
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, dict]:
@@ -53,17 +55,18 @@ def greedy_summary(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class DeviceBackend:
-    """Collects inside the compiled program: `jit(vmap(chunk))` over the lanes, sharded along their axis."""
+    """Collects inside the compiled program: `jit(over_lanes(chunk))` over the lanes, sharded along their axis."""
 
     def __init__(self, setup, on_trace: Callable[[], None] = lambda: None):
         cfg, env, algo, sharding = setup.cfg, setup.env, setup.algo, setup.sharding
-        chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, setup.plan.updates_per_chunk)
+        chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, setup.plan.updates_per_chunk,
+                           length_buckets=cfg.algo.length_buckets)
 
         def traced(runner):
             on_trace()  # runs at trace time only: counts compilations of the chunk
             return chunk(runner)
 
-        self._chunk = jax.jit(jax.vmap(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
+        self._chunk = jax.jit(over_lanes(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
         self._eval = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)), out_shardings=sharding)
         self._compiled = None
 

@@ -4,8 +4,9 @@ An episode with limit L fills T = L + 1 slots. Slot t holds what the agents saw 
 action chosen there, and the reward and termination flag of the step taken from it; `filled` marks every
 slot that received data. The slot after the last real transition is the bootstrap slot: the final
 observation and a behaviour action chosen at it. An episode ends at a true termination (terminal = 1), at a
-truncation (the simulator's own time limit: terminal = 0, the next slot bootstraps) or at the limit L;
-nothing is stored after the bootstrap slot.
+truncation (the simulator's own time limit: terminal = 0, the next slot bootstraps) or at the limit L.
+After the bootstrap slot every slot is padding: the final observation again, action 0, no reward, no flag, so a
+collector may stop stepping once every episode is over and write the rest without acting.
 
 The rules are functions of an array module `xp` (jax.numpy in the device rollout, numpy in a host
 collector), so both write the same bits; `rollout_keys` is the one key stream of a collected update.
@@ -51,6 +52,7 @@ def write_slot(xp, carry: SlotCarry, filled, real, obs, state, avail, actions, r
     terminal, won and truncated are the step's outcome, ignored where the env did not really step."""
     reward = xp.where(real, reward, xp.float32(0.0))
     terminal = real & terminal
+    actions = xp.where(filled[..., None], actions, 0)  # padding holds no behaviour action
     stored = Episodes(obs=obs, state=state, avail=avail, actions=actions, reward=reward, terminal=terminal,
                       filled=filled)
     carry = SlotCarry(ended=carry.ended | terminal | (real & truncated),

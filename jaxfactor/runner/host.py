@@ -28,7 +28,7 @@ from jaxfactor.hostenvs import HostEnvFactory
 from jaxfactor.runner.anakin import greedy_summary
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import local_lanes, num_lanes
-from jaxfactor.runner.learn import RunnerState, learn_step, split_update_keys
+from jaxfactor.runner.learn import RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import any_process, from_local, gather, gather_local, is_primary, local, process_count
 from jaxfactor.runner.workers import Failure, InlinePool, PoolSettings, ProcessPool, SimulatorFailed
 from jaxfactor.structs import Timestep
@@ -63,22 +63,8 @@ class HostCollector:
                                               in_axes=(0, 0, 0, None, 0)))
         self._act = {False: act(False), True: act(True)}
         self._initial_actor = jax.jit(jax.vmap(lambda _: algo.initial_actor_state(num_envs)))(jnp.arange(lanes))
-        self._pad = jax.jit(jax.vmap(self._pad_actions, in_axes=(0, 0, 0, None, 0)))
         self.act_s = self.step_s = 0.0
         self.early_stops = 0  # collections that ended before the limit slot (every episode over)
-
-    def _pad_actions(self, behaviour, actor, ts: Timestep, t_stop, act_keys) -> jax.Array:
-        """The behaviour actions of slots t_stop..L once every episode is over (the device rollout keeps acting on
-        the final observation there), in one compiled scan instead of one call per slot: [T, E, N]."""
-        E = self.E
-
-        def body(actor, xs):
-            t, key = xs
-            actions, new_actor = self.algo.act(behaviour, actor, ts, jnp.full((E,), t == 0), key, False)
-            actor = jax.tree.map(lambda n, o: jnp.where(t >= t_stop, n, o), new_actor, actor)
-            return actor, actions
-
-        return jax.lax.scan(body, actor, (jnp.arange(act_keys.shape[0]), act_keys))[1]
 
     def collect(self, behaviour, act_keys, seeds: np.ndarray, t_env: np.ndarray, greedy: bool):
         S, E, spec = self.S, self.E, self.spec
@@ -102,11 +88,10 @@ class HostCollector:
             t0 = time.perf_counter()
             ts = Timestep(obs=seen[0], state=seen[1], avail=seen[2], reward=no_reward, terminal=no_flag, won=no_flag)
             if not writer.flags(t)[0].any():  # every episode is over: nothing real is left to collect
-                if not greedy:  # the unfilled slots as the device rollout writes them (buffers stay bit-identical)
-                    padding = np.asarray(self._pad(behaviour, actor, ts, t, act_keys))
+                if not greedy:  # the layout's padding, as the device rollout writes it (buffers stay bit-identical)
                     zero, false = np.zeros((S, E), np.float32), np.zeros((S, E), bool)
                     for u in range(t, L + 1):
-                        writer.write(u, *seen, padding[:, u], zero, false, false, false)
+                        writer.write(u, *seen, np.zeros((S, E, N), np.int32), zero, false, false, false)
                 self.act_s += time.perf_counter() - t0
                 self.early_stops += 1
                 break
@@ -157,7 +142,7 @@ class HostBackend:
         def finish(runner: RunnerState, key, k_learn, episodes, stats, valid):
             on_trace()  # runs at trace time only
             learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid,
-                                                  k_learn, batch)
+                                                  k_learn, batch, length_buckets=cfg.algo.length_buckets)
             metrics["host/discarded"] = jnp.sum(~valid).astype(jnp.float32)
             return RunnerState(learner=learner, buffer=buffer, key=key), metrics
 
@@ -166,7 +151,7 @@ class HostBackend:
             return _seeds(reset_keys), act_keys
 
         self._begin = jax.jit(jax.vmap(begin))
-        self._finish = jax.jit(jax.vmap(finish), donate_argnums=0, out_shardings=(setup.sharding, None))
+        self._finish = jax.jit(over_lanes(finish), donate_argnums=0, out_shardings=(setup.sharding, None))
         self._greedy = jax.jit(jax.vmap(algo.greedy))
         self._eval_keys = jax.jit(jax.vmap(eval_keys, in_axes=(0, None)))
         self.pool = pool if pool is not None else make_pool(setup.env, self.S * E, cfg.host)

@@ -1,6 +1,7 @@
 """The one learning step every collector shares (device chunk, host loop): store the new episodes, count them,
 learn once the replay can fill a batch, and name the metrics. Written for one lane (seed x grid point);
-collectors `vmap` it.
+collectors `vmap` it over the lanes with `over_lanes`, whose axis name lets the step decide "every lane learns"
+or "no lane learns" once for all lanes (issue 21: under `vmap` a per-lane `cond` runs both branches).
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from flax import struct
 from jaxfactor import buffers
 from jaxfactor.algos.base import Algorithm, HParams, LearnerState, Metrics
 from jaxfactor.structs import Episodes
+
+LANES = "lanes"  # the vmapped lane axis of every collector
+
+
+def over_lanes(fn):
+    """`vmap` over the lane axis, named so `learn_step` can branch once for all lanes."""
+    return jax.vmap(fn, axis_name=LANES)
 
 
 @struct.dataclass
@@ -41,11 +49,13 @@ def masked_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
 
 
 def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferState, episodes: Episodes,
-               stats: dict[str, jax.Array], valid: jax.Array, key: jax.Array, batch_size: int
+               stats: dict[str, jax.Array], valid: jax.Array, key: jax.Array, batch_size: int,
+               axis_name: str | None = LANES, length_buckets: int = 1
                ) -> tuple[LearnerState, buffers.BufferState, Metrics]:
     """Episodes [E, T, ...] and their stats [E] collected with `algo.behaviour(learner)`; `valid` [E] marks the
     episodes to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor counted);
-    `key` is the [2] learn keys of `split_update_keys`."""
+    `key` is the [2] learn keys of `split_update_keys`. `axis_name`: the lane axis this step is vmapped over
+    (`over_lanes`), or None for a single lane outside any vmap."""
     k_sample, k_update = key[0], key[1]
     schedule = algo.schedule(learner)  # what these episodes were collected with
     buffer = buffers.add(buffer, episodes, valid)
@@ -53,14 +63,23 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
                            episodes=jnp.sum(valid.astype(jnp.int32)))
 
     def learn(learner):
-        return algo.update(learner, buffers.sample(buffer, k_sample, batch_size), k_update)
+        batch = buffers.sample(buffer, k_sample, batch_size)
+        return update_on_real_slots(algo, learner, batch, k_update, length_buckets, axis_name)
 
     def skip(learner):  # same output structure; NaN marks "no update" in the metrics
         shapes = jax.eval_shape(learn, learner)[1]
         return learner, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
+    def each(learner):  # lanes differ (a host lane that lost episodes): a select that computes both
+        return jax.lax.cond(learning, learn, skip, learner)
+
     learning = buffers.can_sample(buffer, batch_size)
-    learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
+    if axis_name is None:
+        learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
+    else:  # the same for every lane, so a real branch: no gradient is computed and thrown away before learning
+        lanes = learning.astype(jnp.int32)
+        branch = jax.lax.pmin(lanes, axis_name) + jax.lax.pmax(lanes, axis_name)  # 0 none, 1 some, 2 all
+        learner, train_metrics = jax.lax.switch(branch, (skip, each, learn), learner)
     metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
                "train/learning": learning.astype(jnp.float32),
                "rollout/return": masked_mean(stats["return"], valid),
@@ -69,3 +88,28 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
                **{f"rollout/{k}": v for k, v in schedule.items()},
                "env_steps": learner.t_env}
     return learner, buffer, metrics
+
+
+def bucket_lengths(slots: int, count: int) -> tuple[int, ...]:
+    """The batch lengths (slots per episode) the update is compiled for: `count` evenly spaced up to `slots`."""
+    return tuple(sorted({max(2, -(-slots * (i + 1) // count)) for i in range(count)}))
+
+
+def update_on_real_slots(algo: Algorithm, learner: LearnerState, batch: Episodes, key: jax.Array, count: int,
+                         axis_name: str | None) -> tuple[LearnerState, Metrics]:
+    """`algo.update` on the batch cut to the shortest compiled length holding every episode's filled slots
+    (PyMARL2 cuts each batch to its longest episode): the slots cut hold padding, which every loss masks, so
+    this is the padded update up to float rounding. With `axis_name`, one length for all lanes."""
+    slots = batch.filled.shape[1]
+    lengths = bucket_lengths(slots, count)
+    if len(lengths) == 1:
+        return algo.update(learner, batch, key)
+    needed = jnp.max(jnp.sum(batch.filled, axis=1, dtype=jnp.int32))
+    if axis_name is not None:
+        needed = jax.lax.pmax(needed, axis_name)
+    index = jnp.searchsorted(jnp.asarray(lengths, jnp.int32), needed)  # the first length >= needed
+
+    def cut(length):
+        return lambda learner: algo.update(learner, jax.tree.map(lambda x: x[:, :length], batch), key)
+
+    return jax.lax.switch(index, [cut(length) for length in lengths], learner)
