@@ -213,3 +213,23 @@ def test_the_update_runs_at_the_shortest_compiled_length_holding_every_lanes_lon
     fn(learner, batch.replace(filled=batch.filled.at[1, 0].set(True)), keys)  # lane 1 now holds a 7-slot episode
     jax.effects_barrier()
     assert ran == [7]  # one length for every lane: the longest lane's
+
+
+def test_a_lane_that_has_spent_its_env_step_budget_stays_frozen(countdown_setup):
+    # Countdown episodes last 3..6 steps, so lanes reach a 40-step budget at different updates.
+    cfg, algo, *_ = countdown_setup
+    env, budget = JaxCountdown(**COUNTDOWN), 40
+
+    def train(updates):
+        chunk = make_chunk(algo, env, 3, 6, updates, budget=budget)
+        return jax.device_get(jax.jit(over_lanes(chunk))(init_lanes(cfg, algo)))
+
+    (short, _), (long, metrics) = train(8), train(12)
+    steps, learning = np.asarray(metrics["env_steps"]), np.asarray(metrics["train/learning"])
+    for lane in range(2):
+        crossed = int(np.argmax(steps[lane] >= budget))
+        assert budget <= steps[lane, crossed] < budget + 3 * 6 and crossed < 7
+        assert (steps[lane, crossed:] == steps[lane, crossed]).all() and (learning[lane, crossed + 1:] == 0).all()
+        assert np.isnan(metrics["rollout/return"][lane, crossed + 1:]).all()  # nothing collected is kept
+    for a, b in zip(jax.tree.leaves(key_data(short)), jax.tree.leaves(key_data(long))):
+        np.testing.assert_array_equal(a, b)  # four more updates changed nothing

@@ -19,18 +19,20 @@ from jaxfactor.runner.rollout import rollout
 
 
 def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int,
-               axis_name: str | None = LANES, length_buckets: int = 1
+               axis_name: str | None = LANES, length_buckets: int = 1, budget: int | None = None
                ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
     """chunk(runner) -> (runner, metrics [num_updates]) for one lane, to be vmapped with `over_lanes` (or
-    `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`: algo.length_buckets."""
+    `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`: algo.length_buckets.
+    `budget`: env steps per lane (total_timesteps); a lane that has reached it stays frozen (its key too)."""
     every_episode = jnp.ones((num_envs,), bool)  # a JaxEnv never crashes: every collected episode is kept
 
     def update_step(runner: RunnerState, _):
+        active = True if budget is None else runner.learner.t_env < budget
         key, k_collect, k_learn = split_update_keys(runner.key)
         episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, num_envs, greedy=False)
         learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, every_episode,
-                                              k_learn, batch_size, axis_name, length_buckets)
-        return RunnerState(learner=learner, buffer=buffer, key=key), metrics
+                                              k_learn, batch_size, axis_name, length_buckets, active)
+        return RunnerState(learner=learner, buffer=buffer, key=jnp.where(active, key, runner.key)), metrics
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, dict]:
         return jax.lax.scan(update_step, runner, None, length=num_updates)
@@ -60,7 +62,7 @@ class DeviceBackend:
     def __init__(self, setup, on_trace: Callable[[], None] = lambda: None):
         cfg, env, algo, sharding = setup.cfg, setup.env, setup.algo, setup.sharding
         chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, setup.plan.updates_per_chunk,
-                           length_buckets=cfg.algo.length_buckets)
+                           length_buckets=cfg.algo.length_buckets, budget=cfg.total_timesteps)
 
         def traced(runner):
             on_trace()  # runs at trace time only: counts compilations of the chunk

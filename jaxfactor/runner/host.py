@@ -141,8 +141,11 @@ class HostBackend:
 
         def finish(runner: RunnerState, key, k_learn, episodes, stats, valid):
             on_trace()  # runs at trace time only
+            active = runner.learner.t_env < cfg.total_timesteps  # a lane past its budget stays frozen
             learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid,
-                                                  k_learn, batch, length_buckets=cfg.algo.length_buckets)
+                                                  k_learn, batch, length_buckets=cfg.algo.length_buckets,
+                                                  active=active)
+            key = jnp.where(active, key, runner.key)
             metrics["host/discarded"] = jnp.sum(~valid).astype(jnp.float32)
             return RunnerState(learner=learner, buffer=buffer, key=key), metrics
 

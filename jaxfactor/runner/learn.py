@@ -50,13 +50,15 @@ def masked_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
 
 def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferState, episodes: Episodes,
                stats: dict[str, jax.Array], valid: jax.Array, key: jax.Array, batch_size: int,
-               axis_name: str | None = LANES, length_buckets: int = 1
+               axis_name: str | None = LANES, length_buckets: int = 1, active: jax.Array | bool = True
                ) -> tuple[LearnerState, buffers.BufferState, Metrics]:
     """Episodes [E, T, ...] and their stats [E] collected with `algo.behaviour(learner)`; `valid` [E] marks the
     episodes to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor counted);
     `key` is the [2] learn keys of `split_update_keys`. `axis_name`: the lane axis this step is vmapped over
-    (`over_lanes`), or None for a single lane outside any vmap."""
+    (`over_lanes`), or None for a single lane outside any vmap. `active` False: the lane has spent its budget and
+    stays as it is (nothing stored, counted or learned)."""
     k_sample, k_update = key[0], key[1]
+    valid = valid & active
     schedule = algo.schedule(learner)  # what these episodes were collected with
     buffer = buffers.add(buffer, episodes, valid)
     learner = algo.observe(learner, steps=jnp.sum(jnp.where(valid, stats["length"], 0)),
@@ -73,7 +75,7 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
     def each(learner):  # lanes differ (a host lane that lost episodes): a select that computes both
         return jax.lax.cond(learning, learn, skip, learner)
 
-    learning = buffers.can_sample(buffer, batch_size)
+    learning = buffers.can_sample(buffer, batch_size) & active
     if axis_name is None:
         learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
     else:  # the same for every lane, so a real branch: no gradient is computed and thrown away before learning

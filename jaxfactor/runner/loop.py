@@ -300,6 +300,7 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
     result: dict[str, Any] = {
         "algo": algo.name, "env": cfg.env.name, "num_seeds": cfg.num_seeds, "seed": cfg.seed,
         "env_steps": float(env_steps.mean()), "env_steps_per_seed": env_steps.tolist(),
+        "updates_per_seed": np.asarray(gather(runner.learner.num_updates)).tolist(),  # gradient steps taken
         "wall_s": wall_s, "compile_s": compile_s, "train_s": train_s,
         "steps_per_s": float(env_steps.sum() / train_s) if train_s else 0.0, "chunks": chunk_idx,
         "devices": len(sharding.mesh.devices.flat),

@@ -26,7 +26,7 @@ def chunk_summary(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for k, v in metrics.items():
         if k == "env_steps":
             out[k] = v[:, -1]
-        elif k.startswith("train/") and k != "train/learning":
+        elif (k.startswith("train/") and k != "train/learning") or k.startswith("rollout/"):  # NaN: no update/episode
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a lane with no finite value (diverged) is NaN
                 out[k] = np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1) if np.isfinite(v).any() else \
