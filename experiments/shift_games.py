@@ -61,7 +61,7 @@ GAMES = {
     "early_shift": (*PAPER, 25_000, 50_000),
     "late_shift": (*PAPER, 75_000, 100_000),
 }
-PRESET = {"s2q": ["experiment=s2q_shift"]}  # ε over 20k, T_s 1, w_c 0.1 (configs/experiment/s2q_shift.yaml)
+PRESET = {"s2q": ["experiment=s2q_shift"]}  # ε over 20k, T_s 1, w_c 0.01 (configs/experiment/s2q_shift.yaml)
 COMMON = ["env=matrix_s2q_shift", "algo.eps_anneal_steps=20000"]  # §10.2's schedule for the baselines
 
 
