@@ -272,3 +272,20 @@ def test_lanes_that_differ_each_learn_only_when_their_own_replay_can_fill_a_batc
     for before, after in pairs:
         np.testing.assert_array_equal(before[1], after[1])  # the lane that could not learn is untouched
     assert any(not np.array_equal(before[0], after[0]) for before, after in pairs)  # the other one took a step
+
+
+def test_a_chunk_whose_working_memory_does_not_fit_is_refused_in_one_line(monkeypatch):
+    from jaxfactor.errors import ConfigError
+    from jaxfactor.runner.anakin import DeviceBackend
+    from jaxfactor.runner.lanes import setup
+
+    cfg = make_cfg("algo=qmix", "env=matrix_m1", "num_seeds=2", "algo.batch_size=32", "algo.num_envs=8")
+    s = setup(cfg)
+    backend, runner = DeviceBackend(s), init_lanes(cfg, s.algo, s.sharding)
+    monkeypatch.setattr(buffers, "available_memory_bytes", lambda: 2**10)  # 1 KiB free once the state is allocated
+    with pytest.raises(ConfigError) as e:
+        backend.compile(runner)
+    assert str(e.value).startswith("the compiled chunk needs ") and "lower num_seeds, algo.batch_size" in str(e.value)
+    assert "\n" not in str(e.value)
+    monkeypatch.undo()
+    backend.compile(runner)  # fits the real machine

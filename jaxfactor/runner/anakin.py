@@ -13,6 +13,8 @@ import numpy as np
 
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.envs.base import JaxEnv
+from jaxfactor.errors import ConfigError
+from jaxfactor.runner.lanes import local_lanes
 from jaxfactor.runner.learn import LANES, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import gather
 from jaxfactor.runner.rollout import rollout
@@ -56,6 +58,22 @@ def greedy_summary(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "eval/length": stats["length"].mean(1)}
 
 
+WORKING_MEMORY_FRACTION = 0.9  # of the memory free once the state is allocated: the rest for the runtime
+
+
+def check_working_memory(compiled, lanes: int, batch_size: int) -> None:
+    """A compiled chunk whose temporaries (mostly the learner's activations for every lane's batch) exceed
+    the free memory would be killed at its first learning update: refuse it in one line instead."""
+    from jaxfactor import buffers
+
+    analysis = compiled.memory_analysis()
+    need, free = (analysis.temp_size_in_bytes if analysis else 0), buffers.available_memory_bytes()
+    if need > WORKING_MEMORY_FRACTION * free:
+        raise ConfigError(f"the compiled chunk needs {need / 2**30:.2f} GiB of working memory ({lanes} lanes learning "
+                          f"on algo.batch_size={batch_size} episodes each), more than {WORKING_MEMORY_FRACTION} of the "
+                          f"{free / 2**30:.2f} GiB free; lower num_seeds, algo.batch_size or algo.length_buckets")
+
+
 class DeviceBackend:
     """Collects inside the compiled program: `jit(over_lanes(chunk))` over the lanes, sharded along their axis."""
 
@@ -70,12 +88,15 @@ class DeviceBackend:
 
         self._chunk = jax.jit(over_lanes(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
         self._eval = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)), out_shardings=sharding)
+        self.lanes, self.batch_size = local_lanes(cfg), cfg.algo.batch_size
         self._compiled = None
 
     def compile(self, runner: RunnerState) -> float:
-        """Compiles the chunk for this state's shapes; returns the seconds it took."""
+        """Compiles the chunk for this state's shapes; returns the seconds it took. Refuses a chunk whose
+        working memory does not fit what is free once the state is allocated."""
         t0 = time.perf_counter()
         self._compiled = self._chunk.lower(runner).compile()
+        check_working_memory(self._compiled, self.lanes, self.batch_size)
         return time.perf_counter() - t0
 
     def chunk(self, runner: RunnerState) -> tuple[RunnerState, dict[str, np.ndarray]]:

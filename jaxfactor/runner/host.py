@@ -25,7 +25,7 @@ import numpy as np
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.buffers import episode_shapes
 from jaxfactor.hostenvs import HostEnvFactory
-from jaxfactor.runner.anakin import greedy_summary
+from jaxfactor.runner.anakin import check_working_memory, greedy_summary
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import local_lanes, num_lanes
 from jaxfactor.runner.learn import RunnerState, learn_step, over_lanes, split_update_keys
@@ -175,6 +175,7 @@ class HostBackend:
         runner = jax.device_put(runner, self.sharding)
         key, k_learn, *_ = jax.eval_shape(self._begin, runner)
         self._finish = self._finish.lower(runner, key, k_learn, episodes, stats, spec((), bool)).compile()
+        check_working_memory(self._finish, self.S, self.cfg.algo.batch_size)
         return time.perf_counter() - t0
 
     def update(self, runner: RunnerState) -> tuple[RunnerState, dict]:
