@@ -1,5 +1,6 @@
-"""Episode replay buffer (PyMARL2 semantics): FIFO of whole episodes, uniform sampling without
-replacement (ALGORITHMS.md §1.7, §13 item 19). One buffer per seed; the seed axis is added by vmap.
+"""Episode replay buffer (PyMARL2 semantics): FIFO of whole episodes (or of segments under the segment layout),
+uniform sampling without replacement (ALGORITHMS.md §1.7, §13 item 19). One buffer per seed; the seed axis is
+added by vmap.
 
 flashbax's trajectory buffer samples fixed-length windows from a time ring; PyMARL2 stores padded
 episodes with fill masks and samples B distinct episodes, so we keep this small buffer instead.
@@ -23,18 +24,21 @@ class BufferState:
     size: jax.Array  # [] int32
 
 
-def episode_shapes(spec: EnvSpec) -> Episodes:
-    """ShapeDtypeStructs of one stored episode (T = episode_limit + 1 slots)."""
-    T, N, A = spec.episode_limit + 1, spec.num_agents, spec.num_actions
+def episode_shapes(spec: EnvSpec, segment_length: int | None = None) -> Episodes:
+    """ShapeDtypeStructs of one stored row: an episode (T = episode_limit + 1 slots) or, with `segment_length`,
+    a segment (T = segment_length + 1 slots: the steps and the observation after the last one, with `start`)."""
+    T = spec.episode_limit + 1 if segment_length is None else segment_length + 1
+    N, A = spec.num_agents, spec.num_actions
     sds, stored = jax.ShapeDtypeStruct, jnp.dtype(spec.obs_dtype)
     return Episodes(obs=sds((T, N, spec.obs_dim), stored), state=sds((T, spec.state_dim), stored),
                     avail=sds((T, N, A), jnp.bool_), actions=sds((T, N), jnp.int32),
-                    reward=sds((T,), jnp.float32), terminal=sds((T,), jnp.bool_), filled=sds((T,), jnp.bool_))
+                    reward=sds((T,), jnp.float32), terminal=sds((T,), jnp.bool_), filled=sds((T,), jnp.bool_),
+                    start=None if segment_length is None else sds((T,), jnp.bool_))
 
 
-def estimate_bytes(spec: EnvSpec, capacity: int) -> int:
+def estimate_bytes(spec: EnvSpec, capacity: int, segment_length: int | None = None) -> int:
     """Bytes of one seed's buffer."""
-    leaves = jax.tree.leaves(episode_shapes(spec))
+    leaves = jax.tree.leaves(episode_shapes(spec, segment_length))
     return capacity * sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves)
 
 
@@ -49,20 +53,23 @@ def available_memory_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: float) -> int:
+def check_memory(spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: float,
+                 segment_length: int | None = None) -> int:
     """Fail fast, before allocating, if the replay buffers would not fit. Returns the total bytes."""
-    total = estimate_bytes(spec, capacity) * num_seeds
+    total = estimate_bytes(spec, capacity, segment_length) * num_seeds
     free = available_memory_bytes()
     if total > max_fraction * free:
+        rows = "episodes" if segment_length is None else "segments"
         raise ConfigError(
             f"replay buffers need {total / 2**30:.2f} GiB ({num_seeds} seeds x algo.buffer_size={capacity} "
-            f"episodes x {estimate_bytes(spec, 1) / 2**10:.1f} KiB), more than max_buffer_memory_fraction="
-            f"{max_fraction} of the {free / 2**30:.2f} GiB free; lower algo.buffer_size or num_seeds")
+            f"{rows} x {estimate_bytes(spec, 1, segment_length) / 2**10:.1f} KiB), more than "
+            f"max_buffer_memory_fraction={max_fraction} of the {free / 2**30:.2f} GiB free; lower algo.buffer_size or "
+            "num_seeds")
     return total
 
 
-def init(spec: EnvSpec, capacity: int) -> BufferState:
-    data = jax.tree.map(lambda s: jnp.zeros((capacity,) + s.shape, s.dtype), episode_shapes(spec))
+def init(spec: EnvSpec, capacity: int, segment_length: int | None = None) -> BufferState:
+    data = jax.tree.map(lambda s: jnp.zeros((capacity,) + s.shape, s.dtype), episode_shapes(spec, segment_length))
     return BufferState(data=data, insert_pos=jnp.array(0, jnp.int32), size=jnp.array(0, jnp.int32))
 
 

@@ -53,6 +53,12 @@ class AlgoConfig:
     length_buckets: int = 4
     """Batch lengths the update is compiled for; each batch trains at the shortest one holding its longest
     episode (PyMARL2 cuts every batch to its longest episode). 1 = always the padded episode limit."""
+    epochs: int = 1
+    """Gradient steps per update, each on a freshly sampled batch (PyMARL2: 1; JaxMARL's NUM_EPOCHS: 8)."""
+    learning_starts: int = 0
+    """Env steps per seed before the first gradient step (also waits for batch_size stored rows)."""
+    optimizer: str = "adam"
+    """adam (PyMARL2) or radam (JaxMARL), after global-norm clipping at grad_clip."""
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     """Algorithm-specific keys (validated by the algorithm's factory)."""
 
@@ -83,6 +89,22 @@ SWEEPABLE = {"lr": (0.0, None, True), "gamma": (0.0, 1.0, False), "td_lambda": (
              "eps_start": (0.0, 1.0, False), "eps_finish": (0.0, 1.0, False), "eps_anneal_steps": (1, None, False)}
 """algo.* numbers that do not change shapes (the HParams leaves a grid may vary along the seed axis), with
 their allowed range (low, high, low end open): one table for the configured values and every grid value."""
+
+
+LAYOUTS = ("episodes", "segments")
+OPTIMIZERS = ("adam", "radam")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    """How collected experience is laid out in the replay (README "Two storage layouts")."""
+
+    layout: str = "episodes"
+    """episodes: PyMARL2's, each stored row one whole episode from a reset (padded to its limit); segments:
+    JaxMARL's qmix_rnn.py, each row segment_length env steps from a reset, an episode that ends restarting at
+    once inside the row."""
+    segment_length: int = 128
+    """Env steps per stored segment (layout=segments only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +189,7 @@ class RunConfig:
     logger: LoggerConfig = LoggerConfig(kind="console")
     checkpoint: CheckpointConfig = CheckpointConfig(every_steps=None, buffer=True, max_to_keep=2)
     host: HostConfig = HostConfig()
+    runner: RunnerConfig = RunnerConfig()
     distributed: DistributedConfig = DistributedConfig()
     resume: str | None = None
     """A run_dir to continue from its latest checkpoint."""
@@ -251,11 +274,14 @@ def from_dict(d: Mapping[str, Any]) -> RunConfig:
         sections["checkpoint"] = _section(CheckpointConfig, "checkpoint", d.pop("checkpoint"))
     if "host" in d:
         sections["host"] = _section(HostConfig, "host", d.pop("host"))
+    if "runner" in d:
+        sections["runner"] = _section(RunnerConfig, "runner", d.pop("runner"))
     if "distributed" in d:
         sections["distributed"] = _section(DistributedConfig, "distributed", d.pop("distributed"))
     if "sweep" in d:
         sections["sweep"] = _sweep_config(d.pop("sweep"))
-    optional = ("logger", "checkpoint", "host", "distributed", "resume", "resume_step", "sweep", "num_devices")
+    optional = ("logger", "checkpoint", "host", "runner", "distributed", "resume", "resume_step", "sweep",
+                "num_devices")
     known = [f for f in _fields(RunConfig) if f not in sections]
     unknown = sorted(set(d) - set(known))
     if unknown:
@@ -329,7 +355,7 @@ def _check_int32(section: str, obj: Any) -> None:
 def validate(cfg: RunConfig) -> None:
     a = cfg.algo
     for section, obj in (("", cfg), ("algo.", a), ("env.", cfg.env), ("checkpoint.", cfg.checkpoint),
-                         ("host.", cfg.host)):
+                         ("host.", cfg.host), ("runner.", cfg.runner)):
         _check_int32(section, obj)
     for name, value in a.extra.items():
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT32_MAX:
@@ -355,8 +381,14 @@ def validate(cfg: RunConfig) -> None:
     _check_range("algo.grad_clip", a.grad_clip, 0.0, lo_open=True)
     _check_range("algo.loss_scale", a.loss_scale, 0.0, lo_open=True)
     for name in ("num_envs", "buffer_size", "batch_size", "target_update_episodes",
-                 "agent_hidden_dim", "mixing_embed_dim", "hypernet_embed_dim", "length_buckets"):
+                 "agent_hidden_dim", "mixing_embed_dim", "hypernet_embed_dim", "length_buckets", "epochs"):
         _check_range(f"algo.{name}", getattr(a, name), 1)
+    _check_range("algo.learning_starts", a.learning_starts, 0)
+    if a.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"algo.optimizer='{a.optimizer}' is unknown; allowed: {', '.join(OPTIMIZERS)}")
+    if cfg.runner.layout not in LAYOUTS:
+        raise ConfigError(f"runner.layout='{cfg.runner.layout}' is unknown; allowed: {', '.join(LAYOUTS)}")
+    _check_range("runner.segment_length", cfg.runner.segment_length, 1)
     if a.batch_size > a.buffer_size:
         raise ConfigError(f"algo.batch_size={a.batch_size} exceeds algo.buffer_size={a.buffer_size}; "
                           "allowed: batch_size <= buffer_size")
@@ -420,10 +452,26 @@ def inert_settings(cfg: RunConfig) -> list[str]:
     anything compiles. (An epsilon schedule longer than the run is not among them: it still explores as
     configured, and PyMARL2's matrix games do exactly that, 100k of annealing in a 50k run.)"""
     warmup, total = cfg.algo.extra.get("pow_warmup_steps"), cfg.total_timesteps
+    warnings = []
     if warmup is not None and warmup >= total:
-        return [f"algo.pow_warmup_steps={warmup} >= total_timesteps={total}: POW's weighting never switches on "
-                "(the run trains its unweighted mixer); lower algo.pow_warmup_steps"]
-    return []
+        warnings.append(f"algo.pow_warmup_steps={warmup} >= total_timesteps={total}: POW's weighting never switches "
+                        "on (the run trains its unweighted mixer); lower algo.pow_warmup_steps")
+    if cfg.algo.learning_starts >= total:
+        warnings.append(f"algo.learning_starts={cfg.algo.learning_starts} >= total_timesteps={total}: the run never "
+                        "learns; lower algo.learning_starts")
+    segments = cfg.runner.layout == "segments"
+    if segments and cfg.algo.length_buckets > 1:
+        warnings.append(f"algo.length_buckets={cfg.algo.length_buckets} does nothing with runner.layout=segments "
+                        "(every slot of a segment holds an env step, there is no padding to cut); set 1")
+    if not segments and cfg.runner.segment_length != RunnerConfig.segment_length:
+        warnings.append(f"runner.segment_length={cfg.runner.segment_length} does nothing with runner.layout="
+                        f"{cfg.runner.layout}; set runner.layout=segments to store segments")
+    return warnings
+
+
+def segment_length(cfg: RunConfig) -> int | None:
+    """Env steps per stored row under the segment layout; None under the episode layout."""
+    return cfg.runner.segment_length if cfg.runner.layout == "segments" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,8 +484,9 @@ class RunPlan:
 
 
 def plan(cfg: RunConfig, episode_limit: int) -> RunPlan:
-    # An update collects num_envs episodes of at most episode_limit steps; size chunks on that bound.
-    max_steps = cfg.algo.num_envs * episode_limit
+    # An update collects num_envs episodes of at most episode_limit steps (or num_envs segments of exactly
+    # segment_length steps); size chunks on that bound.
+    max_steps = cfg.algo.num_envs * (segment_length(cfg) or episode_limit)
     updates_per_chunk = max(1, math.ceil(cfg.log_every_steps / max_steps))
     chunk_steps = updates_per_chunk * max_steps
     eval_every_chunks = max(1, round(cfg.eval_every_steps / chunk_steps))

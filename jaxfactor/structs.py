@@ -43,6 +43,8 @@ class Episodes:
     obs [B,T,N,D], state [B,T,G], avail [B,T,N,A] bool, actions [B,T,N] int32,
     reward [B,T] f32, terminal [B,T] bool (d_t), filled [B,T] bool (f_t).
     reward/terminal are meaningful on slots 0..T-2 only (the last slot is a bootstrap slot).
+    start [B,T] bool, segment layout only (None: each row is one episode from slot 0): an episode starts at
+    slot t (after a reset), so the recurrent state and previous action restart there.
     """
 
     obs: jax.Array
@@ -52,11 +54,17 @@ class Episodes:
     reward: jax.Array
     terminal: jax.Array
     filled: jax.Array
+    start: jax.Array | None = None
 
     @property
     def mask(self) -> jax.Array:
         """m_t for t = 0..T-2: 1 exactly on real transitions, i.e. where slot t+1 is filled (a real step always
         leaves a next observation). Equal to ALGORITHMS.md §1.2's m_t = f_t (1 - d_{t-1}) on episodes that end by
         termination or at the limit, and also right after a truncation before the limit, whose bootstrap slot
-        is filled but is not a transition."""
-        return self.filled[:, 1:].astype(jnp.float32)
+        is filled but is not a transition. In a segment, the step into the next episode's first slot is a
+        transition only if it terminated (its target needs no next observation); at the time limit its final
+        observation was never stored, so it is not learned."""
+        m = self.filled[:, 1:]
+        if self.start is not None:
+            m = m & (self.terminal[:, :-1] | ~self.start[:, 1:])
+        return m.astype(jnp.float32)

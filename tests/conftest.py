@@ -67,13 +67,12 @@ def train_briefly(cfg: config_lib.RunConfig, updates: int):
     Returns the per-update metrics [S, U]."""
     import jax
 
-    from jaxfactor.runner.anakin import make_chunk
+    from jaxfactor.runner.anakin import chunk_for
     from jaxfactor.runner.lanes import build, init_lanes
     from jaxfactor.runner.learn import over_lanes
 
     env, algo, _ = build(cfg)
-    chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates,
-                       length_buckets=cfg.algo.length_buckets)
+    chunk = chunk_for(cfg, algo, env, updates, budget=False)
     _, metrics = jax.jit(over_lanes(chunk))(init_lanes(cfg, algo))
     return jax.device_get(metrics)
 

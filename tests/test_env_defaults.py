@@ -42,6 +42,18 @@ def test_a_warm_up_longer_than_the_run_is_warned_in_one_line():
                                               "algo.eps_finish=1")) == []  # at M3's defaults POW weights at once
 
 
+def test_settings_the_segment_layout_makes_inert_are_warned_in_one_line_each():
+    cfg = make_cfg("algo=qmix", "env=smax_3m", "runner.layout=segments", "algo.learning_starts=3000000")
+    assert config_lib.inert_settings(cfg) == [
+        "algo.learning_starts=3000000 >= total_timesteps=2000000: the run never learns; lower algo.learning_starts",
+        "algo.length_buckets=4 does nothing with runner.layout=segments (every slot of a segment holds an env step, "
+        "there is no padding to cut); set 1"]
+    assert config_lib.inert_settings(make_cfg("env=smax_3m", "runner.segment_length=64")) == [
+        "runner.segment_length=64 does nothing with runner.layout=episodes; set runner.layout=segments to store "
+        "segments"]
+    assert config_lib.inert_settings(make_cfg("experiment=jaxmarl_qmix_smax_3m")) == []
+
+
 def test_replay_stores_integer_observations_compactly_and_learners_read_float32():
     import dataclasses
 

@@ -190,7 +190,7 @@ def test_a_truncation_before_the_limit_ends_like_the_limit():
     np.testing.assert_array_equal(ep.filled, [[1, 1, 1, 0, 0]] * 2)  # two real steps, then the bootstrap slot
     np.testing.assert_array_equal(ep.terminal, [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]])
     np.testing.assert_array_equal(writer.stats()["length"], [2, 2])
-    mask = np.asarray(Episodes(**{k: jnp.asarray(v) for k, v in vars(ep).items()}).mask)
+    mask = np.asarray(jax.tree.map(jnp.asarray, ep).mask)
     np.testing.assert_array_equal(mask, [[1, 1, 0, 0]] * 2)
     q_bar = jnp.array([[10.0, 20.0, 30.0, 99.0, 99.0]] * 2)  # slots 3-4 are unfilled: never read
     y = td_lambda_targets(jnp.asarray(ep.reward[:, :-1]), jnp.asarray(ep.terminal[:, :-1]), jnp.asarray(mask), q_bar,

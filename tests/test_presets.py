@@ -46,6 +46,12 @@ TABLE = {
     **{f"me_smacv2_{r}": {"algo": "me_qmix", "env": f"smacv2_{r}_5v5", "num_envs": 4, "td_lambda": 0.4,
                           "total_timesteps": 10_050_000} for r in ("protoss", "terran", "zerg")},
     "me_overcooked_cramped_room": {"algo": "me_qmix", "env": "overcooked_cramped_room", "buffer_size": 1000},
+    # JaxMARL baselines/QLearning/config/alg/ql_rnn_smax.yaml (not a paper: the peer trainer issue 21 compares with)
+    "jaxmarl_qmix_smax_3m": {"algo": "qmix", "env": "smax_3m", "layout": "segments", "segment_length": 128,
+                             "num_envs": 16, "batch_size": 32, "epochs": 8, "agent_hidden_dim": 512,
+                             "mixing_embed_dim": 64, "hypernet_embed_dim": 256, "lr": 5e-5, "optimizer": "radam",
+                             "td_lambda": 0.0, "loss_scale": 1.0, "target_update_episodes": 160,
+                             "learning_starts": 65_536, "obs_last_action": False, "total_timesteps": 10_000_000},
 }
 HOST = ("sc2_", "smacv2_", "grf_")
 
@@ -55,7 +61,7 @@ def value(cfg, key):
         return cfg.algo.name
     if key == "env":
         return cfg.env.name
-    for obj in (cfg, cfg.algo, cfg.env):
+    for obj in (cfg, cfg.algo, cfg.env, cfg.runner):
         if hasattr(obj, key):
             return getattr(obj, key)
     return {**cfg.algo.extra, **cfg.env.params}[key]

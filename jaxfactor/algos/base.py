@@ -113,11 +113,13 @@ class Stage:
     """Computes stop-gradient inputs once, before the inner steps; returns the new carry."""
 
 
-def adam_clipped(grad_clip: float) -> Callable[[float], optax.GradientTransformation]:
-    """Adam (PyTorch defaults) after global-norm clipping over this optimiser's parameters (§1.6)."""
+def adam_clipped(grad_clip: float, kind: str = "adam") -> Callable[[float], optax.GradientTransformation]:
+    """Adam (PyTorch defaults; §1.6) or RAdam (JaxMARL's qmix_rnn.py, optax defaults) after global-norm clipping
+    over this optimiser's parameters."""
+    rule = {"adam": lambda lr: optax.adam(lr, eps=1e-8), "radam": optax.radam}[kind]
 
     def make(learning_rate: float) -> optax.GradientTransformation:
-        return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate, eps=1e-8))
+        return optax.chain(optax.clip_by_global_norm(grad_clip), rule(learning_rate))
 
     return make
 

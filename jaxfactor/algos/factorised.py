@@ -54,9 +54,11 @@ class Variant:
     rnd_lr: float = 5e-4
 
 
-def previous_actions(actions: jax.Array) -> jax.Array:
-    """u_{t-1} per slot, -1 (all-zero one-hot) at slot 0. actions [B, T, N] -> [B, T, N]."""
-    return jnp.concatenate([jnp.full_like(actions[:, :1], -1), actions[:, :-1]], axis=1)
+def previous_actions(actions: jax.Array, resets: jax.Array | None = None) -> jax.Array:
+    """u_{t-1} per slot, -1 (all-zero one-hot) at slot 0 and where an episode starts (`resets` [B, T]).
+    actions [B, T, N] -> [B, T, N]."""
+    previous = jnp.concatenate([jnp.full_like(actions[:, :1], -1), actions[:, :-1]], axis=1)
+    return previous if resets is None else jnp.where(resets[..., None], -1, previous)
 
 
 def take(q: jax.Array, actions: jax.Array) -> jax.Array:
@@ -117,16 +119,20 @@ class Factorised:
         return ("agent", "mixer") + (("central_agent", "central_mixer") if self.central is not None else ())
 
     def utilities(self, agent_params: Any, batch: Episodes) -> jax.Array:
-        """Unroll an agent network over whole stored episodes from a zero state. -> q [B, T, N, A]."""
+        """Unroll an agent network over stored rows from a zero state (restarting where an episode starts).
+        -> q [B, T, N, A]."""
         return self.utilities_and_hidden(agent_params, batch)[0]
 
     def utilities_and_hidden(self, agent_params: Any, batch: Episodes) -> tuple[jax.Array, jax.Array]:
         """-> (q [B, T, N, A], GRU states after consuming o_t [B, T, N, H])."""
-        x = agent_inputs(batch.obs, previous_actions(batch.actions), self.spec.num_actions, **self.flags)
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.start), self.spec.num_actions,
+                         **self.flags)
         B, T, N, _ = x.shape
         x = jnp.swapaxes(x, 0, 1).reshape(T, B * N, -1)  # [T, B*N, Din]
         h0 = jnp.zeros((B * N, self.cfg.agent_hidden_dim))
-        _, q, hs = unroll(self.agent, agent_params, x, h0, jnp.zeros((T, B * N), bool))
+        reset = jnp.zeros((T, B * N), bool) if batch.start is None else \
+            jnp.repeat(jnp.swapaxes(batch.start, 0, 1), N, axis=1)  # [T, B*N], agents fastest
+        _, q, hs = unroll(self.agent, agent_params, x, h0, reset)
         return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1), jnp.swapaxes(hs.reshape(T, B, N, -1), 0, 1)
 
     def mix(self, mixer_params: Any, q: jax.Array, actions: jax.Array, state: jax.Array, avail: jax.Array
@@ -289,7 +295,7 @@ class Factorised:
         return out
 
     def build(self, name: str) -> Algorithm:
-        clip = adam_clipped(self.cfg.grad_clip)
+        clip = adam_clipped(self.cfg.grad_clip, self.cfg.optimizer)
         main_owns = ("agent", "mixer") + (("central_agent", "central_mixer") if self.central is not None else ())
         stages = (Stage(name="main", owns=main_owns, loss=self.main_loss, optimizer=clip),)
         if self.recognition is not None:

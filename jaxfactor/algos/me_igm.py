@@ -120,7 +120,7 @@ class MaxEntropyFactorised(Factorised):
         return jnp.exp(self.log_policy(params, q, ts.state[None], ts.avail[None]))[0]
 
     def build(self, name: str) -> Algorithm:
-        clip = adam_clipped(self.cfg.grad_clip)
+        clip = adam_clipped(self.cfg.grad_clip, self.cfg.optimizer)
         alpha_lr = self.alpha_lr
         stages = (Stage(name="main", owns=("agent", "mixer"), loss=self.main_loss, optimizer=clip),
                   Stage(name="opt", owns=("opt",), loss=self.opt_loss, optimizer=clip, prepare=self.opt_prepare),

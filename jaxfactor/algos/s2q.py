@@ -154,16 +154,20 @@ class S2Q(Factorised):
         """All sub-values over stored episodes: (q [K+1, B, T, N, A], GRU states [K+1, B, T, N, H])."""
         if not self.settings.comm:
             return jax.vmap(lambda p: self.utilities_and_hidden(p, batch))(params["subvalue_agents"])
-        x = agent_inputs(batch.obs, previous_actions(batch.actions), self.spec.num_actions, **self.flags)
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.start), self.spec.num_actions,
+                         **self.flags)
         B, T, N, _ = x.shape
         h0 = jnp.zeros((self.heads, B, N, self.cfg.agent_hidden_dim))
 
-        def step(h, x_t):  # all heads advance together: z_t comes from sub-value 0's previous state
+        def step(h, inputs):  # all heads advance together: z_t comes from sub-value 0's previous state
+            x_t, reset_t = inputs
+            h = jnp.where(reset_t[None, :, None, None], 0.0, h)  # an episode starts in this row (segments)
             x_t = self.with_latent(params, x_t, h[0])
             h, q = jax.vmap(lambda p, h_k: self.agent.apply(p, h_k, x_t))(params["subvalue_agents"], h)
             return h, (q, h)
 
-        _, (q, hs) = jax.lax.scan(step, h0, jnp.swapaxes(x, 0, 1))
+        resets = jnp.zeros((B, T), bool) if batch.start is None else batch.start
+        _, (q, hs) = jax.lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), resets.T))
         return jnp.moveaxis(q, 0, 2), jnp.moveaxis(hs, 0, 2)  # [T, K+1, B, ...] -> [K+1, B, T, ...]
 
     # ---- loss (§7.2-7.6) -------------------------------------------------------------------------
@@ -272,7 +276,7 @@ class S2Q(Factorised):
     def build(self, name: str) -> Algorithm:
         stage = Stage(name="main", owns=("subvalue_agents", "subvalue_mixers", "central_agent", "central_mixer",
                                          "encoder", "decoder"),
-                      loss=self.main_loss, optimizer=adam_clipped(self.cfg.grad_clip))
+                      loss=self.main_loss, optimizer=adam_clipped(self.cfg.grad_clip, self.cfg.optimizer))
         algo = self.algorithm(name, (stage,))
         return dataclasses.replace(algo, init_policy_state=self.init_policy_state)
 

@@ -12,34 +12,55 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfactor.algos.base import Algorithm
+from jaxfactor.config import RunConfig, segment_length
 from jaxfactor.envs.base import JaxEnv
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner.lanes import local_lanes
 from jaxfactor.runner.learn import LANES, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import gather
-from jaxfactor.runner.rollout import rollout
+from jaxfactor.runner.rollout import rollout, segment_rollout
 
 
 def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int,
-               axis_name: str | None = LANES, length_buckets: int = 1, budget: int | None = None
+               axis_name: str | None = LANES, length_buckets: int = 1, budget: int | None = None, *,
+               epochs: int = 1, learning_starts: int = 0, segment_length: int | None = None
                ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
     """chunk(runner) -> (runner, metrics [num_updates]) for one lane, to be vmapped with `over_lanes` (or
-    `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`: algo.length_buckets.
-    `budget`: env steps per lane (total_timesteps); a lane that has reached it stays frozen (its key too)."""
+    `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`, `epochs`,
+    `learning_starts`: the algo.* settings (`chunk_for` reads them from a config). `budget`: env steps per lane
+    (total_timesteps); a lane that has reached it stays frozen (its key too). `segment_length`: collect segments
+    of that many steps (runner.layout=segments) instead of whole episodes."""
     every_episode = jnp.ones((num_envs,), bool)  # a JaxEnv never crashes: every collected episode is kept
+
+    def collect(behaviour, key):
+        if segment_length is None:
+            return rollout(algo, env, behaviour, key, num_envs, greedy=False)
+        return segment_rollout(algo, env, behaviour, key, num_envs, segment_length)
 
     def update_step(runner: RunnerState, _):
         active = True if budget is None else runner.learner.t_env < budget
         key, k_collect, k_learn = split_update_keys(runner.key)
-        episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, num_envs, greedy=False)
+        episodes, stats = collect(algo.behaviour(runner.learner), k_collect)
         learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, every_episode,
-                                              k_learn, batch_size, axis_name, length_buckets, active)
+                                              k_learn, batch_size, axis_name, length_buckets, active, epochs,
+                                              learning_starts)
         return RunnerState(learner=learner, buffer=buffer, key=jnp.where(active, key, runner.key)), metrics
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, dict]:
         return jax.lax.scan(update_step, runner, None, length=num_updates)
 
     return chunk
+
+
+def chunk_for(cfg: RunConfig, algo: Algorithm, env: JaxEnv, num_updates: int, axis_name: str | None = LANES,
+              budget: bool = True) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+    """`make_chunk` with every setting read from the run's config; `budget` False: no lane stops at
+    total_timesteps (tools that run a fixed number of updates)."""
+    a, segments = cfg.algo, segment_length(cfg)
+    return make_chunk(algo, env, a.num_envs, a.batch_size, num_updates, axis_name,
+                      length_buckets=1 if segments else a.length_buckets,
+                      budget=cfg.total_timesteps if budget else None,
+                      epochs=a.epochs, learning_starts=a.learning_starts, segment_length=segments)
 
 
 def make_evaluate(algo: Algorithm, env: JaxEnv, num_episodes: int) -> Callable:
@@ -79,8 +100,7 @@ class DeviceBackend:
 
     def __init__(self, setup, on_trace: Callable[[], None] = lambda: None):
         cfg, env, algo, sharding = setup.cfg, setup.env, setup.algo, setup.sharding
-        chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, setup.plan.updates_per_chunk,
-                           length_buckets=cfg.algo.length_buckets, budget=cfg.total_timesteps)
+        chunk = chunk_for(cfg, algo, env, setup.plan.updates_per_chunk)
 
         def traced(runner):
             on_trace()  # runs at trace time only: counts compilations of the chunk

@@ -85,7 +85,8 @@ class EpisodeWriter:
         from jaxfactor.buffers import episode_shapes
 
         self.limit = spec.episode_limit
-        self.data = {name: np.zeros(lead + s.shape, s.dtype) for name, s in vars(episode_shapes(spec)).items()}
+        self.data = {name: np.zeros(lead + s.shape, s.dtype) for name, s in vars(episode_shapes(spec)).items()
+                     if s is not None}  # no `start`: one episode per row
         self.carry = start(np, lead)
 
     def flags(self, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +99,8 @@ class EpisodeWriter:
         stored, self.carry = write_slot(np, self.carry, filled, real, obs, state, avail, actions, *outcome)
         at = (slice(None),) * self.carry.ret.ndim + (t,)  # [*lead, t]
         for name, value in vars(stored).items():
+            if value is None:
+                continue
             self.data[name][at] = value
 
     def episodes(self) -> Episodes:

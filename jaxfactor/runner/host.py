@@ -144,7 +144,8 @@ class HostBackend:
             active = runner.learner.t_env < cfg.total_timesteps  # a lane past its budget stays frozen
             learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid,
                                                   k_learn, batch, length_buckets=cfg.algo.length_buckets,
-                                                  active=active)
+                                                  active=active, epochs=cfg.algo.epochs,
+                                                  learning_starts=cfg.algo.learning_starts)
             key = jnp.where(active, key, runner.key)
             metrics["host/discarded"] = jnp.sum(~valid).astype(jnp.float32)
             return RunnerState(learner=learner, buffer=buffer, key=key), metrics

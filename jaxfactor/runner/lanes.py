@@ -47,7 +47,17 @@ def build(cfg: RunConfig):
 def setup(cfg: RunConfig) -> Setup:
     s = Setup(cfg, *build(cfg), seed_sharding(cfg))
     _check_host_settings(s)
+    _check_layout(s)
     return s
+
+
+def _check_layout(s: Setup) -> None:
+    """Segments are collected inside the compiled program; the host collector plays whole episodes."""
+    from jaxfactor.hostenvs import HostEnvFactory
+
+    if s.cfg.runner.layout == "segments" and isinstance(s.env, HostEnvFactory):
+        raise ConfigError(f"runner.layout=segments collects inside the compiled program, but env.kind="
+                          f"{s.cfg.env.kind} is a host simulator; allowed: runner.layout=episodes for host simulators")
 
 
 def _check_host_settings(s: Setup) -> None:
@@ -116,7 +126,8 @@ def seed_sharding(cfg: RunConfig):
 
 
 def _init_fn(cfg: RunConfig, algo: Algorithm):
-    return jax.vmap(lambda k, hp: init_lane(algo, cfg.algo.buffer_size, k, hp))
+    segments = config_lib.segment_length(cfg)
+    return jax.vmap(lambda k, hp: init_lane(algo, cfg.algo.buffer_size, k, hp, segments))
 
 
 def init_lanes(cfg: RunConfig, algo: Algorithm, sharding=None) -> RunnerState:

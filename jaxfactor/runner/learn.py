@@ -31,10 +31,13 @@ class RunnerState:
     key: jax.Array
 
 
-def init_lane(algo: Algorithm, buffer_size: int, key: jax.Array, hp: HParams | None = None) -> RunnerState:
-    """Fresh state of one lane; `hp` overrides the config's hyperparameters (one grid point of a sweep)."""
+def init_lane(algo: Algorithm, buffer_size: int, key: jax.Array, hp: HParams | None = None,
+              segment_length: int | None = None) -> RunnerState:
+    """Fresh state of one lane; `hp` overrides the config's hyperparameters (one grid point of a sweep);
+    `segment_length`: the replay stores segments of that many steps (runner.layout=segments)."""
     k_learner, k_run = jax.random.split(key)
-    return RunnerState(learner=algo.init(k_learner, hp), buffer=buffers.init(algo.spec, buffer_size), key=k_run)
+    return RunnerState(learner=algo.init(k_learner, hp), buffer=buffers.init(algo.spec, buffer_size, segment_length),
+                       key=k_run)
 
 
 def split_update_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -43,30 +46,40 @@ def split_update_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return keys[0], keys[1], keys[2:]
 
 
-def masked_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
-    """Mean over the valid episodes (NaN when none is valid: there is nothing to report)."""
-    return jnp.sum(jnp.where(valid, x, 0.0)) / jnp.sum(valid).astype(jnp.float32)
+def masked_mean(x: jax.Array, valid: jax.Array, count: jax.Array | None = None) -> jax.Array:
+    """Mean over the valid rows of per-row sums `x` over `count` episodes each (one when None): NaN when no
+    episode counts (there is nothing to report)."""
+    count = valid if count is None else jnp.where(valid, count, 0)
+    return jnp.sum(jnp.where(valid, x, 0.0)) / jnp.sum(count).astype(jnp.float32)
 
 
 def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferState, episodes: Episodes,
                stats: dict[str, jax.Array], valid: jax.Array, key: jax.Array, batch_size: int,
-               axis_name: str | None = LANES, length_buckets: int = 1, active: jax.Array | bool = True
-               ) -> tuple[LearnerState, buffers.BufferState, Metrics]:
-    """Episodes [E, T, ...] and their stats [E] collected with `algo.behaviour(learner)`; `valid` [E] marks the
-    episodes to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor counted);
-    `key` is the [2] learn keys of `split_update_keys`. `axis_name`: the lane axis this step is vmapped over
-    (`over_lanes`), or None for a single lane outside any vmap. `active` False: the lane has spent its budget and
-    stays as it is (nothing stored, counted or learned)."""
-    k_sample, k_update = key[0], key[1]
+               axis_name: str | None = LANES, length_buckets: int = 1, active: jax.Array | bool = True,
+               epochs: int = 1, learning_starts: int = 0) -> tuple[LearnerState, buffers.BufferState, Metrics]:
+    """Rows [E, T, ...] (episodes, or segments) and their stats [E] collected with `algo.behaviour(learner)`;
+    `valid` [E] marks the rows to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor
+    counted); `key` is the [2] learn keys of `split_update_keys`. `stats` holds per-row "return", "length" and
+    "won" of its episode, or with "steps" and "episodes" (segments) the sums over the episodes finished in the row.
+    `axis_name`: the lane axis this step is vmapped over (`over_lanes`), or None for a single lane outside any
+    vmap. `active` False: the lane has spent its budget and stays as it is (nothing stored, counted or learned).
+    `epochs` gradient steps, each on a fresh batch, once `learning_starts` env steps were collected."""
     valid = valid & active
     schedule = algo.schedule(learner)  # what these episodes were collected with
     buffer = buffers.add(buffer, episodes, valid)
-    learner = algo.observe(learner, steps=jnp.sum(jnp.where(valid, stats["length"], 0)),
+    steps, finished = stats.get("steps", stats["length"]), stats.get("episodes")
+    learner = algo.observe(learner, steps=jnp.sum(jnp.where(valid, steps, 0)),
                            episodes=jnp.sum(valid.astype(jnp.int32)))
 
+    def gradient_step(learner, key):
+        batch = buffers.sample(buffer, key[0], batch_size)
+        return update_on_real_slots(algo, learner, batch, key[1], length_buckets, axis_name)
+
     def learn(learner):
-        batch = buffers.sample(buffer, k_sample, batch_size)
-        return update_on_real_slots(algo, learner, batch, k_update, length_buckets, axis_name)
+        if epochs == 1:
+            return gradient_step(learner, key)
+        learner, per_epoch = jax.lax.scan(gradient_step, learner, jax.random.split(key[0], (epochs, 2)))
+        return learner, {k: (jnp.sum if k == "target_updated" else jnp.mean)(v, axis=0) for k, v in per_epoch.items()}
 
     def skip(learner):  # same output structure; NaN marks "no update" in the metrics
         shapes = jax.eval_shape(learn, learner)[1]
@@ -75,7 +88,7 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
     def each(learner):  # lanes differ (a host lane that lost episodes): a select that computes both
         return jax.lax.cond(learning, learn, skip, learner)
 
-    learning = buffers.can_sample(buffer, batch_size) & active
+    learning = buffers.can_sample(buffer, batch_size) & active & (learner.t_env >= learning_starts)
     if axis_name is None:
         learner, train_metrics = jax.lax.cond(learning, learn, skip, learner)
     else:  # the same for every lane, so a real branch: no gradient is computed and thrown away before learning
@@ -84,9 +97,9 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
         learner, train_metrics = jax.lax.switch(branch, (skip, each, learn), learner)
     metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
                "train/learning": learning.astype(jnp.float32),
-               "rollout/return": masked_mean(stats["return"], valid),
-               "rollout/win_rate": masked_mean(stats["won"], valid),
-               "rollout/length": masked_mean(stats["length"].astype(jnp.float32), valid),
+               "rollout/return": masked_mean(stats["return"], valid, finished),
+               "rollout/win_rate": masked_mean(stats["won"], valid, finished),
+               "rollout/length": masked_mean(stats["length"].astype(jnp.float32), valid, finished),
                **{f"rollout/{k}": v for k, v in schedule.items()},
                "env_steps": learner.t_env}
     return learner, buffer, metrics

@@ -58,7 +58,8 @@ def preflight(cfg: RunConfig) -> None:
     from jaxfactor import buffers
 
     s = setup(cfg)
-    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction,
+                         config_lib.segment_length(cfg))
     _check_state_memory(s)
     _check_run_dir(cfg)
 
@@ -133,8 +134,8 @@ def restore_lanes(ckpt, s: Setup, step: int | None = None):
     abstract = abstract_lanes(s.cfg, s.algo, s.sharding)
     fields, meta = ckpt.restore(abstract, step)
     if "buffer" not in fields:
-        capacity = s.cfg.algo.buffer_size
-        fields["buffer"] = jax.jit(jax.vmap(lambda _: buffers.init(s.algo.spec, capacity)),
+        capacity, segments = s.cfg.algo.buffer_size, config_lib.segment_length(s.cfg)
+        fields["buffer"] = jax.jit(jax.vmap(lambda _: buffers.init(s.algo.spec, capacity, segments)),
                                    out_shardings=s.sharding)(put(np.arange(num_lanes(s.cfg)), s.sharding))
     return abstract.replace(**fields), meta
 
@@ -149,7 +150,8 @@ def run(cfg: RunConfig, *, backend: Callable[..., Backend] | None = None, callba
 
     initialize(cfg.distributed)  # a job started by a launcher (submitit) reaches here without the CLI's checks
     s = setup(cfg)
-    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction)
+    buffers.check_memory(s.env.spec, cfg.algo.buffer_size, local_lanes(cfg), cfg.max_buffer_memory_fraction,
+                         config_lib.segment_length(cfg))
     _check_state_memory(s)
     for warning in config_lib.inert_settings(cfg):
         say(f"jaxfactor: warning: {warning}", file=sys.stderr, flush=True)
@@ -228,7 +230,9 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
     grid = f" x {len(cfg.grid)} grid points" if len(cfg.grid) > 1 else ""
     processes = f" over {process_count()} processes" if process_count() > 1 else ""
     say(f"compiling {algo.name} on {cfg.env.name}: {total} lanes ({cfg.num_seeds} seeds{grid}){processes}, "
-        f"{plan.updates_per_chunk} updates of {cfg.algo.num_envs} episodes per chunk", flush=True)
+        f"{plan.updates_per_chunk} updates of {cfg.algo.num_envs} "
+        + (f"segments of {cfg.runner.segment_length} steps" if config_lib.segment_length(cfg) else "episodes")
+        + " per chunk", flush=True)
     compile_s = collector.compile(runner)
     logger = RunLogger(cfg, run_dir, resume_chunk=chunk_idx if cfg.resume is not None else None,
                        wandb_run_id=wandb_id) if is_primary() else SilentLogger()

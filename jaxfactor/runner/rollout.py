@@ -75,3 +75,51 @@ def _until_over(slot, init, act_keys, env_keys, limit: int):
     episodes = jax.tree.map(lambda x, pad: jnp.where(written.reshape((T,) + (1,) * pad.ndim), x, pad[None]),
                             slots, padding)
     return progress, episodes
+
+
+def segment_rollout(algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax.Array, num_envs: int,
+                    length: int) -> tuple[Episodes, dict[str, jax.Array]]:
+    """The segment layout (JaxMARL's qmix_rnn.py): `length` env steps in each of E envs from resets at
+    `behaviour.t_env`; an episode that ends (terminates or reaches the limit) restarts at once, its next slot
+    the first of a new episode (`start`). Slot `length` holds what the agents see after the last step, with the
+    behaviour action chosen there, and is not stepped. Returns Episodes [E, length + 1, ...] and per-env sums
+    over the episodes that finished inside the segment: {"steps", "episodes", "return", "length", "won"}."""
+    L = env.spec.episode_limit
+    k_reset, k_act, k_env, k_restart = jax.random.split(key, 4)
+    act_keys = jax.random.split(k_act, length + 1)
+    env_keys = jax.random.split(k_env, (length, num_envs))
+    restart_keys = jax.random.split(k_restart, (length, num_envs))
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    env_state, ts = reset(jax.random.split(k_reset, num_envs), behaviour.t_env)
+    zeros_f, zeros_i = jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)
+    running = start(jnp, (num_envs,))  # the episode under way: its return, length and win so far
+    done = {"episodes": zeros_i, "return": zeros_f, "length": zeros_i, "won": zeros_f}  # finished ones, summed
+    first = jnp.ones((num_envs,), bool)
+    init = (env_state, ts, algo.initial_actor_state(num_envs), first, running, done)
+
+    def slot(carry, xs):
+        env_state, ts, actor, first, running, done = carry
+        k_act, k_env, k_restart = xs
+        actions, actor = algo.act(behaviour, actor, ts, first, k_act, False)
+        new_env_state, new_ts = jax.vmap(env.step)(k_env, env_state, actions)
+        stored = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=actions, reward=new_ts.reward,
+                          terminal=new_ts.terminal, filled=jnp.ones_like(first), start=first)
+        running = running.replace(ret=running.ret + new_ts.reward, length=running.length + 1,
+                                  won=running.won | new_ts.won)
+        ended = new_ts.terminal | (running.length >= L)
+        done = {"episodes": done["episodes"] + ended, "return": done["return"] + jnp.where(ended, running.ret, 0.0),
+                "length": done["length"] + jnp.where(ended, running.length, 0),
+                "won": done["won"] + (ended & running.won).astype(jnp.float32)}
+        running = where_env(ended, start(jnp, (num_envs,)), running)
+        restart_state, restart_ts = reset(k_restart, behaviour.t_env)
+        carry = (where_env(ended, restart_state, new_env_state), where_env(ended, restart_ts, new_ts), actor, ended,
+                 running, done)
+        return carry, stored
+
+    (_, ts, actor, first, _, done), steps = jax.lax.scan(slot, init, (act_keys[:length], env_keys, restart_keys))
+    actions, _ = algo.act(behaviour, actor, ts, first, act_keys[length], False)
+    none = jnp.zeros_like(first)
+    last = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=actions, reward=jnp.zeros_like(zeros_f),
+                    terminal=none, filled=jnp.ones_like(first), start=first)
+    episodes = jax.tree.map(lambda xs, x: jnp.concatenate([jnp.swapaxes(xs, 0, 1), x[:, None]], axis=1), steps, last)
+    return episodes, {"steps": jnp.full((num_envs,), length, jnp.int32), **done}
