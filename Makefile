@@ -20,7 +20,7 @@ train: $(STAMP)
 
 # Full test suite on CPU, two worker processes (test compilation is single-threaded).
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
+	JAX_PLATFORMS=cpu $(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25 $(ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m experiments.bench $(ARGS)

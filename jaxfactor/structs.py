@@ -64,7 +64,9 @@ class Episodes:
         is filled but is not a transition. In a segment, the step into the next episode's first slot is a
         transition only if it terminated (its target needs no next observation); at the time limit its final
         observation was never stored, so it is not learned."""
-        m = self.filled[:, 1:]
-        if self.start is not None:
-            m = m & (self.terminal[:, :-1] | ~self.start[:, 1:])
-        return m.astype(jnp.float32)
+        return (self.filled[:, 1:] & (self.terminal[:, :-1] | ~self.starts[:, 1:])).astype(jnp.float32)
+
+    @property
+    def starts(self) -> jax.Array:
+        """[B, T] bool: an episode starts at slot t after slot 0 (`start`; none in the episode layout)."""
+        return jnp.zeros(self.filled.shape, bool) if self.start is None else self.start

@@ -45,7 +45,7 @@ def test_acting_matches_learning_unroll():
     E, T, N = episodes.actions.shape
 
     # What the learner sees: the agent unrolled from zeros over the stored episode (agents folded into B).
-    x = agent_inputs(episodes.obs, previous_actions(episodes.actions), env.spec.num_actions,
+    x = agent_inputs(episodes.obs, previous_actions(episodes.actions, episodes.starts), env.spec.num_actions,
                      obs_last_action=cfg.env.obs_last_action, obs_agent_id=cfg.env.obs_agent_id)
     x = jnp.swapaxes(x, 0, 1).reshape(T, E * N, -1)
     agent = RecurrentQAgent(hidden_dim=cfg.algo.agent_hidden_dim, num_actions=env.spec.num_actions)

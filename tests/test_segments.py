@@ -12,7 +12,7 @@ from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.structs import Episodes
 from test_host_loop import ALGO_YAMLS, countdown_batch, stage_gradients
 
-IN_CI = ("qmix", "s2q", "me_qmix")  # the three learners with their own unrolls and targets; all with EXTENDED
+IN_CI = ("qmix", "s2q")  # the factorised unroll (every algorithm but S2Q) and S2Q's; all 15 with EXTENDED
 
 
 def test_td_lambda_targets_stop_at_a_terminal_inside_the_row_and_bootstrap_at_its_end():

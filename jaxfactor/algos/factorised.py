@@ -54,11 +54,11 @@ class Variant:
     rnd_lr: float = 5e-4
 
 
-def previous_actions(actions: jax.Array, resets: jax.Array | None = None) -> jax.Array:
-    """u_{t-1} per slot, -1 (all-zero one-hot) at slot 0 and where an episode starts (`resets` [B, T]).
+def previous_actions(actions: jax.Array, starts: jax.Array) -> jax.Array:
+    """u_{t-1} per slot, -1 (all-zero one-hot) at slot 0 and where an episode starts (`Episodes.starts` [B, T]).
     actions [B, T, N] -> [B, T, N]."""
     previous = jnp.concatenate([jnp.full_like(actions[:, :1], -1), actions[:, :-1]], axis=1)
-    return previous if resets is None else jnp.where(resets[..., None], -1, previous)
+    return jnp.where(starts[..., None], -1, previous)
 
 
 def take(q: jax.Array, actions: jax.Array) -> jax.Array:
@@ -125,13 +125,12 @@ class Factorised:
 
     def utilities_and_hidden(self, agent_params: Any, batch: Episodes) -> tuple[jax.Array, jax.Array]:
         """-> (q [B, T, N, A], GRU states after consuming o_t [B, T, N, H])."""
-        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.start), self.spec.num_actions,
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions,
                          **self.flags)
         B, T, N, _ = x.shape
         x = jnp.swapaxes(x, 0, 1).reshape(T, B * N, -1)  # [T, B*N, Din]
         h0 = jnp.zeros((B * N, self.cfg.agent_hidden_dim))
-        reset = jnp.zeros((T, B * N), bool) if batch.start is None else \
-            jnp.repeat(jnp.swapaxes(batch.start, 0, 1), N, axis=1)  # [T, B*N], agents fastest
+        reset = jnp.repeat(jnp.swapaxes(batch.starts, 0, 1), N, axis=1)  # [T, B*N], agents fastest
         _, q, hs = unroll(self.agent, agent_params, x, h0, reset)
         return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1), jnp.swapaxes(hs.reshape(T, B, N, -1), 0, 1)
 

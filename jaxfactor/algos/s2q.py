@@ -154,7 +154,7 @@ class S2Q(Factorised):
         """All sub-values over stored episodes: (q [K+1, B, T, N, A], GRU states [K+1, B, T, N, H])."""
         if not self.settings.comm:
             return jax.vmap(lambda p: self.utilities_and_hidden(p, batch))(params["subvalue_agents"])
-        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.start), self.spec.num_actions,
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions,
                          **self.flags)
         B, T, N, _ = x.shape
         h0 = jnp.zeros((self.heads, B, N, self.cfg.agent_hidden_dim))
@@ -166,8 +166,7 @@ class S2Q(Factorised):
             h, q = jax.vmap(lambda p, h_k: self.agent.apply(p, h_k, x_t))(params["subvalue_agents"], h)
             return h, (q, h)
 
-        resets = jnp.zeros((B, T), bool) if batch.start is None else batch.start
-        _, (q, hs) = jax.lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), resets.T))
+        _, (q, hs) = jax.lax.scan(step, h0, (jnp.swapaxes(x, 0, 1), batch.starts.T))
         return jnp.moveaxis(q, 0, 2), jnp.moveaxis(hs, 0, 2)  # [T, K+1, B, ...] -> [K+1, B, T, ...]
 
     # ---- loss (§7.2-7.6) -------------------------------------------------------------------------
