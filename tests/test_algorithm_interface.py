@@ -25,12 +25,12 @@ def test_extra_stage_with_inner_steps_and_weights():
 
     def prepare(params, target_params, batch, hp, carry):
         calls["prepare"] += 1  # trace-time count: once per update, not once per inner step
-        return {**carry, "target": jnp.float32(3.0)}
+        return carry.replace(prepared=jnp.float32(3.0))
 
     def aux_loss(params, target_params, batch, hp, key, carry):
-        loss = (params["aux"]["x"] - carry["target"]) ** 2
+        loss = (params["aux"]["x"] - carry.prepared) ** 2
         # zero weights everywhere: the main TD stage must then leave its parameters untouched
-        return loss, ({}, {**carry, "weights": jnp.zeros_like(batch.mask)})
+        return loss, ({}, carry.replace(weights=jnp.zeros_like(batch.mask)))
 
     aux = Stage(name="aux", owns=("aux",), loss=aux_loss, optimizer=lambda learning_rate: optax.sgd(learning_rate),
                 learning_rate=lambda hp: jnp.float32(0.1), steps=2, first_steps=3, prepare=prepare)

@@ -12,6 +12,7 @@ from conftest import make_cfg
 
 from jaxfactor import config as config_lib
 from jaxfactor.algos import make_algo
+from jaxfactor.algos.components import Carry
 from jaxfactor.hostenvs import HostEnvFactory
 from jaxfactor.hostenvs.fakes import Countdown
 from jaxfactor.runner.anakin import make_chunk
@@ -160,7 +161,7 @@ def countdown_batch(name: str, start: int = 3):
 def stage_gradients(algo, learner, batch, key):
     """{stage: (loss, gradients)} of every stage's loss at the learner's parameters, carries prepared as
     `Algorithm.update` prepares them (one lane)."""
-    params, carry, out = learner.params, {"t_env": learner.t_env, "stats": learner.stats}, {}
+    params, carry, out = learner.params, Carry(t_env=learner.t_env, stats=learner.stats), {}
     for stage_key, stage in zip(jax.random.split(key, len(algo.stages)), algo.stages):
         if stage.prepare is not None:
             carry = stage.prepare(params, learner.target_params, batch, learner.hp, carry)

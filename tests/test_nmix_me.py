@@ -125,11 +125,11 @@ def test_sarsa_bootstrap_uses_the_stored_next_action(cfg_factory):
     ctx = learner_fac.td_context(params, target, batch, learner.hp)
     q_target = learner_fac.utilities(target["agent"], batch)
     expected = learner_fac.mix(target["mixer"], q_target, batch.actions, batch.state, batch.avail)
-    np.testing.assert_allclose(ctx["q_bar"], expected, rtol=1e-6)
+    np.testing.assert_allclose(ctx.q_bar, expected, rtol=1e-6)
     y = td_lambda_targets(batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask, expected, 0.99, 0.6)
-    np.testing.assert_allclose(ctx["y"], y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ctx.y, y, rtol=1e-5, atol=1e-5)
     greedy = make_factorised(cfg.algo.__class__(**{**cfg.algo.__dict__, "bootstrap": "greedy"}), cfg.env, env.spec)
-    assert not np.allclose(greedy.td_context(params, target, batch, learner.hp)["q_bar"], expected)
+    assert not np.allclose(greedy.td_context(params, target, batch, learner.hp).q_bar, expected)
 
 
 def test_temperature_moves_the_entropy_toward_its_target(cfg_factory):
@@ -155,7 +155,7 @@ def test_temperature_moves_the_entropy_toward_its_target(cfg_factory):
 
 @pytest.mark.extended  # 38 s in CI
 def test_rnd_predictor_loss_decreases_on_a_fixed_stream(cfg_factory):
-    _, _, algo, learner, batch = small_batch(cfg_factory, "algo=nmix", "algo.rnd=true", "algo.bootstrap=sarsa",
+    _, _, algo, learner, batch = small_batch(cfg_factory, "algo=nmix", "algo.bonus=rnd", "algo.bootstrap=sarsa",
                                              env="smax_3m", num_envs=4)
     update = jax.jit(algo.update)
     losses = []

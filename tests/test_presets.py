@@ -37,9 +37,9 @@ TABLE = {
     # [NM] Table 1 (N1, N2: reported rates, §14.1), SMAC and GRF with RND (§11.3)
     "nm_matrix_m4": {"algo": "nmix", "env": "matrix_m4", "bootstrap": "sarsa"},
     "nm_matrix_m5": {"algo": "nmix", "env": "matrix_m5", "bootstrap": "sarsa"},
-    **{f"nm_smac_{m}": {"algo": "nmix", "env": f"sc2_{m}", "bootstrap": "sarsa", "rnd": True}
+    **{f"nm_smac_{m}": {"algo": "nmix", "env": f"sc2_{m}", "bootstrap": "sarsa", "bonus": "rnd"}
        for m in ("3s_vs_5z", "corridor", "3s5z_vs_3s6z")},
-    **{f"nm_grf_{s}": {"algo": "nmix", "env": f"grf_{s}", "bootstrap": "sarsa", "rnd": True}
+    **{f"nm_grf_{s}": {"algo": "nmix", "env": f"grf_{s}", "bootstrap": "sarsa", "bonus": "rnd"}
        for s in ("academy_3_vs_1_with_keeper", "academy_counterattack_easy", "academy_counterattack_hard")},
     # [ME] Table 1 (E1, 10k steps), Table 7 (SMACv2: 4 envs, lambda 0.4), §5 Overcooked
     "me_matrix_m1": {"algo": "me_qmix", "env": "matrix_m1", "total_timesteps": 10_000},

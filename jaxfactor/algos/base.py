@@ -10,7 +10,7 @@ What varies between algorithms is data, not loops:
 * `stages`: losses applied in order on the same sampled batch, each owning some groups and having
   its own optax optimiser and number of inner steps (POW's recognition module: 20 steps on the
   first call, 10 afterwards, then the main step). A stage may `prepare` stop-gradient inputs once
-  (targets, weights) and hands a `carry` dict to later stages (weights from an earlier stage,
+  (targets, weights) and hands a typed `Carry` to later stages (weights from an earlier stage,
   intrinsic rewards). Stages after the first see the parameters the earlier stages just updated
   (ME-IGM: critic, then OPT, then temperature).
 * `act_fn`: maps utilities (one head or K heads) to actions with a per-env `policy_state` that is
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxfactor.algos.components import Carry
 from jaxfactor.structs import EnvSpec, Episodes, Timestep, where_env
 
 Params = dict[str, Any]
@@ -92,7 +93,7 @@ class ActorState:
     policy_state: Any  # per-env behaviour-policy state (e.g. a per-episode head index)
 
 
-LossFn = Callable[[Params, Params, Episodes, HParams, jax.Array, dict], tuple[jax.Array, tuple[Metrics, dict]]]
+LossFn = Callable[[Params, Params, Episodes, HParams, jax.Array, Carry], tuple[jax.Array, tuple[Metrics, Carry]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Stage:
     steps: int = 1
     first_steps: int | None = None
     """Inner steps on the very first update (POW: 20 vs 10), None = steps."""
-    prepare: Callable[[Params, Params, Episodes, HParams, dict], dict] | None = None
+    prepare: Callable[[Params, Params, Episodes, HParams, Carry], Carry] | None = None
     """Computes stop-gradient inputs once, before the inner steps; returns the new carry."""
 
 
@@ -142,7 +143,7 @@ class Algorithm:
     schedule: Callable[[LearnerState], dict[str, jax.Array]] = lambda state: {}
     """Behaviour-policy inputs derived from the learner state; logged as rollout/<name>."""
     init_stats: Callable[[], Any] = lambda: ()
-    """Initial running statistics; stages read and replace them through carry["stats"]."""
+    """Initial running statistics; stages read and replace them through `Carry.stats`."""
     extras: dict[str, Callable] = dataclasses.field(default_factory=dict)
     """Optional inspection helpers, e.g. `q_table` for matrix games."""
 
@@ -190,7 +191,7 @@ class Algorithm:
     def update(self, state: LearnerState, batch: Episodes, key: jax.Array) -> tuple[LearnerState, Metrics]:
         """All stages on one sampled batch, then the hard target update check (§1.6, §1.7)."""
         params, opt_states = dict(state.params), dict(state.opt_states)
-        carry: dict = {"t_env": state.t_env, "stats": state.stats}
+        carry = Carry(t_env=state.t_env, stats=state.stats)
         metrics: Metrics = {}
         first_update = state.num_updates == 0
         for stage_key, stage in zip(jax.random.split(key, len(self.stages)), self.stages):
@@ -232,7 +233,7 @@ class Algorithm:
         copy = state.episodes_since_target >= self.target_update_episodes
         targets = {g: jax.tree.map(lambda new, old: jnp.where(copy, new, old), params[g], state.target_params[g])
                    for g in self.target_groups}
-        state = state.replace(params=params, target_params=targets, opt_states=opt_states, stats=carry["stats"],
+        state = state.replace(params=params, target_params=targets, opt_states=opt_states, stats=carry.stats,
                               num_updates=state.num_updates + 1,
                               episodes_since_target=jnp.where(copy, 0, state.episodes_since_target))
         metrics["target_updated"] = copy.astype(jnp.float32)

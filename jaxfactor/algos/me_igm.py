@@ -16,12 +16,16 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from flax import struct
+
 from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
-from jaxfactor.algos.factorised import Factorised, make_factorised, masked_mean, take
-from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
+from jaxfactor.algos.components import Carry, masked_mean
+from jaxfactor.algos.factorised import Factorised, make_factorised, mixer_settings, take
+from jaxfactor.algos.registry import ALGOS
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.rl.policies import masked_argmax
+from jaxfactor.settings import check_mixer, read, reject_unknown, setting
 from jaxfactor.structs import Timestep
 
 ESTIMATORS = ("exact", "buffer_action")
@@ -35,16 +39,25 @@ def soft_rewards(reward: jax.Array, terminal: jax.Array, log_pi_next: jax.Array,
     return reward - gamma * (1.0 - terminal.astype(jnp.float32)) * alpha * log_pi_next
 
 
+@struct.dataclass
+class PolicyInputs:
+    """Stopped inputs of the OPT and temperature stages, from the critic just updated (§9.6)."""
+
+    q: jax.Array
+    q_tot: jax.Array
+    entropy: jax.Array | None = None
+
+
 class MaxEntropyFactorised(Factorised):
     """The factorised learner plus OPT networks, a temperature and the softmax behaviour policy."""
 
-    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, opt_layers: int, opt_embed_dim: int,
-                 target_entropy: float, alpha_init: float, alpha_lr: float, entropy_estimator: str):
-        super().__init__(cfg, env_cfg, spec, mixer, variant)
-        self.opt = OrderPreservingTransform(num_agents=self.spec.num_agents, layers=opt_layers,
-                                            embed_dim=opt_embed_dim, hypernet_dim=self.cfg.hypernet_embed_dim)
-        self.target_entropy = target_entropy * self.spec.num_agents  # H-bar = (per agent) x n
-        self.alpha_init, self.alpha_lr, self.entropy_estimator = alpha_init, alpha_lr, entropy_estimator
+    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: MaxEntropySettings, **components):
+        super().__init__(cfg, env_cfg, spec, mixer, variant, **components)
+        self.opt = OrderPreservingTransform(num_agents=self.spec.num_agents, layers=settings.opt_layers,
+                                            embed_dim=settings.opt_embed_dim, hypernet_dim=self.cfg.hypernet_embed_dim)
+        self.target_entropy = settings.target_entropy * self.spec.num_agents  # H-bar = (per agent) x n
+        self.alpha_init, self.alpha_lr = settings.alpha_init, settings.alpha_lr
+        self.entropy_estimator = settings.entropy_estimator
 
     def init_params(self, key: jax.Array) -> Params:
         k_base, k_opt = jax.random.split(key)
@@ -68,34 +81,34 @@ class MaxEntropyFactorised(Factorised):
         alpha = jax.lax.stop_gradient(jnp.exp(params["log_alpha"]))
         reward = soft_rewards(batch.reward[:, :-1], batch.terminal[:, :-1], log_pi_joint[:, 1:], alpha, hp.gamma)
         ctx = self.td_context(params, target_params, batch, hp, reward=reward, q=q)  # SARSA bootstrap
-        td = ctx["q_tot"] - ctx["y"]
-        loss = self.cfg.loss_scale * masked_mean(td**2, ctx["mask"])
-        return loss, ({"td_abs": masked_mean(jnp.abs(td), ctx["mask"]), "target": masked_mean(ctx["y"], ctx["mask"]),
-                       "q_taken": masked_mean(ctx["q_tot"], ctx["mask"])}, carry)
+        td = ctx.q_tot - ctx.y
+        loss = self.cfg.loss_scale * masked_mean(td**2, ctx.mask)
+        return loss, ({"td_abs": masked_mean(jnp.abs(td), ctx.mask), "target": masked_mean(ctx.y, ctx.mask),
+                       "q_taken": masked_mean(ctx.q_tot, ctx.mask)}, carry)
 
-    def opt_prepare(self, params, target_params, batch, hp, carry) -> dict:
+    def opt_prepare(self, params, target_params, batch, hp, carry: Carry) -> Carry:
         """Stopped inputs of L(phi) from the critic just updated (§9.6)."""
         q = jax.lax.stop_gradient(self.utilities(params["agent"], batch))
         q_tot = self.mix(params["mixer"], q, batch.actions, batch.state, batch.avail)[:, :-1]
-        return {**carry, "q": q, "q_tot": jax.lax.stop_gradient(q_tot)}
+        return carry.replace(prepared=PolicyInputs(q=q, q_tot=jax.lax.stop_gradient(q_tot)))
 
     def opt_loss(self, params, target_params, batch, hp, key, carry):
         """Eq. 9: (sum_i OPT_i(sg Q_i, s)_{u_i} - sg Q_tot(s, u))^2 over valid transitions."""
-        opt = self.opt.apply(params["opt"], carry["q"][:, :-1], batch.state[:, :-1])
+        opt = self.opt.apply(params["opt"], carry.prepared.q[:, :-1], batch.state[:, :-1])
         summed = jnp.sum(take(opt, batch.actions[:, :-1]), axis=-1)
-        return masked_mean((summed - carry["q_tot"]) ** 2, batch.mask), ({}, carry)
+        return masked_mean((summed - carry.prepared.q_tot) ** 2, batch.mask), ({}, carry)
 
-    def temperature_prepare(self, params, target_params, batch, hp, carry) -> dict:
-        log_pi = jax.lax.stop_gradient(self.log_policy(params, carry["q"], batch.state, batch.avail))[:, :-1]
+    def temperature_prepare(self, params, target_params, batch, hp, carry: Carry) -> Carry:
+        log_pi = jax.lax.stop_gradient(self.log_policy(params, carry.prepared.q, batch.state, batch.avail))[:, :-1]
         if self.entropy_estimator == "exact":  # H_jt = sum_i H(pi_i), the joint entropy factorises (§9.4)
             entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=(-2, -1))
         else:  # literal Eq. 11: -log pi_jt at the stored actions
             entropy = -jnp.sum(take(log_pi, batch.actions[:, :-1]), axis=-1)
-        return {**carry, "entropy": entropy}
+        return carry.replace(prepared=carry.prepared.replace(entropy=entropy))
 
     def temperature_loss(self, params, target_params, batch, hp, key, carry):
         """Eq. 11: L(omega) = alpha (sg H_jt - H-bar): alpha shrinks while the policy is too random."""
-        entropy = masked_mean(carry["entropy"], batch.mask)
+        entropy = masked_mean(carry.prepared.entropy, batch.mask)
         alpha = jnp.exp(params["log_alpha"])
         return alpha * (entropy - self.target_entropy), ({"entropy": entropy, "alpha": alpha}, carry)
 
@@ -132,29 +145,30 @@ class MaxEntropyFactorised(Factorised):
                                                  "log_policy": self.log_policy})
 
 
-SCHEMA = {"opt_layers": (int, 1, 2), "opt_embed_dim": (int, 1, None), "target_entropy": (float, 0.0, None),
-          "alpha_init": (float, 1e-12, None), "alpha_lr": (float, 0.0, None), "entropy_estimator": (str, None, None)}
+@dataclasses.dataclass(frozen=True)
+class MaxEntropySettings:
+    opt_layers: int = setting(low=1, high=2)
+    opt_embed_dim: int = setting(low=1)
+    target_entropy: float = setting(low=0.0)
+    """H-bar per agent."""
+    alpha_init: float = setting(low=1e-12)
+    alpha_lr: float = setting(low=0.0)
+    entropy_estimator: str = setting(choices=ESTIMATORS)
 
 
-def make_me(cfg, env_cfg, spec, *, mixer: str) -> Algorithm:
-    schema = {**SCHEMA, "adv_hypernet_layers": (int, 2, None)} if mixer == "qplex" else SCHEMA
-    extra = read_extra(cfg, schema)
-    check_mixer(cfg, (mixer,))
+MIXERS = ("qmix", "qplex")
+
+
+def make_me(cfg, env_cfg, spec) -> Algorithm:
+    check_mixer(cfg, MIXERS)
+    reject_unknown(cfg, (MaxEntropySettings, *mixer_settings(cfg)))
+    settings = read(MaxEntropySettings, cfg)
     if cfg.bootstrap != "sarsa":
         raise ConfigError(f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
                           f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa")
-    if extra["entropy_estimator"] not in ESTIMATORS:
-        raise ConfigError(f"unknown algo.entropy_estimator '{extra['entropy_estimator']}'; "
-                          f"allowed: {', '.join(ESTIMATORS)}")
-    learner = make_factorised(cfg, env_cfg, spec, adv_layers=extra.get("adv_hypernet_layers", 2),
-                              cls=functools.partial(MaxEntropyFactorised, opt_layers=extra["opt_layers"],
-                                                    opt_embed_dim=extra["opt_embed_dim"],
-                                                    target_entropy=extra["target_entropy"],
-                                                    alpha_init=extra["alpha_init"], alpha_lr=extra["alpha_lr"],
-                                                    entropy_estimator=extra["entropy_estimator"]))
+    learner = make_factorised(cfg, env_cfg, spec, cls=functools.partial(MaxEntropyFactorised, settings=settings))
     return learner.build(cfg.name)
 
 
-for _mixer in ("qmix", "qplex"):
-    ALGOS.register(f"me_{_mixer}")(functools.partial(make_me, mixer=_mixer))
-
+for _mixer in MIXERS:  # `algo=me_qmix algo.mixer=qplex` is me_qplex
+    ALGOS.register(f"me_{_mixer}")(make_me)

@@ -1,19 +1,31 @@
 """Non-monotonic QMIX (ALGORITHMS.md §8): QMIX's mixer with W1, W2 unconstrained (§8.1).
 
-Three progressively enhanced variants are flags of this one learner:
+Three progressively enhanced variants are settings of this one learner:
 NM-QMIX (`algo.bootstrap=greedy`, Eq. 27), + SARSA TD(lambda) (`algo.bootstrap=sarsa`: the target mixer
-at the stored next joint action, §8.2), + RND (`algo.rnd=true`: y built on r_ext + beta r_int, §8.3).
+at the stored next joint action, §8.2), + RND (`algo.bonus=rnd`: y built on r_ext + beta r_int, §8.3).
+`algo.bonus` takes any registered bonus reward (`jaxfactor.algos.components.BONUSES`).
 """
 
-from jaxfactor.algos.factorised import Variant, make_factorised
-from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
+import dataclasses
 
-SCHEMA = {"rnd": (bool, None, None), "rnd_coef": (float, 0.0, None), "rnd_lr": (float, 1e-12, None)}
+from jaxfactor.algos.bonuses import RND
+from jaxfactor.algos.components import BONUSES
+from jaxfactor.algos.factorised import make_factorised
+from jaxfactor.algos.registry import ALGOS
+from jaxfactor.settings import check_mixer, read, reject_unknown, setting
+
+
+@dataclasses.dataclass(frozen=True)
+class NmixSettings:
+    bonus: str | None = setting(choices=BONUSES)
+    """null = no intrinsic reward."""
 
 
 @ALGOS.register("nmix")
 def make(cfg, env_cfg, spec):
-    extra = read_extra(cfg, SCHEMA)
+    settings = read(NmixSettings, cfg)
+    bonus = None if settings.bonus is None else BONUSES.get(settings.bonus)
+    # RND's keys stay valid with the bonus off (the paper's "Ours" switches it on by one key).
+    reject_unknown(cfg, (NmixSettings, RND) + (() if bonus is None else (bonus,)))
     check_mixer(cfg, ("nmix",))
-    variant = Variant(rnd_coef=extra["rnd_coef"] if extra["rnd"] else None, rnd_lr=extra["rnd_lr"])
-    return make_factorised(cfg, env_cfg, spec, variant).build("nmix")
+    return make_factorised(cfg, env_cfg, spec, bonus=None if bonus is None else read(bonus, cfg)).build("nmix")

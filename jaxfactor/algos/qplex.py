@@ -1,12 +1,13 @@
 """QPLEX (ALGORITHMS.md §4): duplex dueling mixer; target = target QPLEX at the online greedy action
 with the target utilities' own max (§4.3)."""
 
-from jaxfactor.algos.factorised import make_factorised
-from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
+from jaxfactor.algos.factorised import make_factorised, mixer_settings
+from jaxfactor.algos.registry import ALGOS
+from jaxfactor.settings import check_mixer, reject_unknown
 
 
 @ALGOS.register("qplex")
 def make(cfg, env_cfg, spec):
-    extra = read_extra(cfg, {"adv_hypernet_layers": (int, 2, None)})
     check_mixer(cfg, ("qplex",))
-    return make_factorised(cfg, env_cfg, spec, adv_layers=extra["adv_hypernet_layers"]).build("qplex")
+    reject_unknown(cfg, mixer_settings(cfg))
+    return make_factorised(cfg, env_cfg, spec).build("qplex")

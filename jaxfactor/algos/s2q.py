@@ -14,20 +14,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
-from jaxfactor.algos.factorised import Factorised, Variant, make_factorised, masked_mean, previous_actions, take
-from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
-from jaxfactor.errors import ConfigError
+from jaxfactor.algos.components import masked_mean
+from jaxfactor.algos.factorised import Factorised, Variant, make_factorised, mixer_settings, previous_actions, take
+from jaxfactor.algos.registry import ALGOS
 from jaxfactor.networks.agent import agent_inputs
 from jaxfactor.networks.layers import MLP, TorchDense
 from jaxfactor.rl.policies import epsilon_greedy, masked_argmax
 from jaxfactor.rl.targets import td_lambda_targets
+from jaxfactor.settings import check_mixer, read, reject_unknown, setting
 from jaxfactor.structs import Episodes, Timestep
 
 ABLATIONS = ("none", "oracle", "independent", "no_wtd", "no_softmax", "random")
@@ -56,21 +56,24 @@ class Decoder(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class S2QSettings:
-    num_subvalues: int = 2
+    central_embed_dim: int = setting(256, low=1)
+    """E_c of the central Q-hat-star (§7.1)."""
+    num_subvalues: int = setting(2, low=0)
     """K: extra sub-values beyond Q^(0) (K+1 heads)."""
-    temperature: float = 0.1
+    temperature: float = setting(0.1, low=0.0, low_open=True)
     """T_s of the softmax over the candidates' Q-hat-star values."""
-    suppression: float = 1.0
+    suppression: float = setting(1.0, low=0.0)
     """zeta of §7.3."""
-    suppress_floor: float | None = None
+    suppress_floor: float | None = setting(None)
     """c of phi(x) = max(x, c); None = no floor (the reference code)."""
-    down_weight: float = 0.9
+    down_weight: float = setting(0.9, low=0.0, high=1.0)
     """w_c of §7.4."""
-    p_fixed: float = 0.5
+    p_fixed: float = setting(0.5, low=0.0, high=1.0)
     """Probability that an episode follows sub-value 0 throughout (§7.7)."""
-    ablation: str = "none"
+    ablation: str = setting("none", choices=ABLATIONS)
     comm: bool = False
-    """S2Q-Comm (§7.8): the latent z_t = E(sg h^(0)_{t-1}) is an input of every sub-value network."""
+    """S2Q-Comm (§7.8): the latent z_t = E(sg h^(0)_{t-1}) is an input of every sub-value network (set by the
+    algorithm name, not a key)."""
 
 
 def suppressed_targets(y: jax.Array, executed: jax.Array, greedy: jax.Array, q_star: jax.Array,
@@ -111,8 +114,8 @@ def subvalue_index(key: jax.Array, logits: jax.Array, fixed: jax.Array, num_agen
 
 
 class S2Q(Factorised):
-    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: S2QSettings):
-        super().__init__(cfg, env_cfg, spec, mixer, variant)
+    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: S2QSettings, **components):
+        super().__init__(cfg, env_cfg, spec, mixer, variant, **components)
         self.settings = settings
         self.heads = settings.num_subvalues + 1
         self.encoder = Encoder()
@@ -123,15 +126,13 @@ class S2Q(Factorised):
     # ---- parameters ------------------------------------------------------------------------------
     def init_params(self, key: jax.Array) -> Params:
         k_sub, k_mix, k_central, k_enc, k_dec = jax.random.split(key, 5)
-        base = super().init_params(k_central)  # central agent + mixer (and an unused single head)
-        H, N, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.state_dim
+        H, N = self.cfg.agent_hidden_dim, self.spec.num_agents
+        _, _, example = self.example_inputs()
         h, x = jnp.zeros((1, H)), jnp.zeros((1, self.subvalue_input_dim))
-        example = self._mixer_input(jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)),
-                                    jnp.zeros((1, N), jnp.int32))
         heads = jax.random.split(k_sub, self.heads)
         return {"subvalue_agents": jax.vmap(lambda k: self.agent.init(k, h, x))(heads),
                 "subvalue_mixers": jax.vmap(lambda k: self.mixer.init(k, example))(jax.random.split(k_mix, self.heads)),
-                "central_agent": base["central_agent"], "central_mixer": base["central_mixer"],
+                **self.init_central(jax.random.split(k_central, 7)),
                 "encoder": self.encoder.init(k_enc, jnp.zeros((1, N * H))),
                 "decoder": self.decoder.init(k_dec, jnp.zeros((1, LATENT_DIM)))}
 
@@ -280,35 +281,18 @@ class S2Q(Factorised):
         return dataclasses.replace(algo, init_policy_state=self.init_policy_state)
 
 
-SCHEMA = {"central_embed_dim": (int, 1, None), "num_subvalues": (int, 0, None), "temperature": (float, 1e-12, None),
-          "suppression": (float, 0.0, None), "suppress_floor": (float, None, None), "down_weight": (float, 0.0, 1.0),
-          "p_fixed": (float, 0.0, 1.0), "ablation": (str, None, None)}
+MIXERS = ("qmix", "vdn", "qplex")
 
 
-def make_s2q(cfg, env_cfg, spec, *, mixer: str, comm: bool = False) -> Algorithm:
-    schema = {**SCHEMA, "adv_hypernet_layers": (int, 2, None)} if mixer == "qplex" else SCHEMA
-    extra = _read(cfg, schema)
-    check_mixer(cfg, (mixer,))
-    if extra["ablation"] not in ABLATIONS:
-        raise ConfigError(f"unknown algo.ablation '{extra['ablation']}'; allowed: {', '.join(ABLATIONS)}")
-    settings = S2QSettings(num_subvalues=extra["num_subvalues"], temperature=extra["temperature"],
-                           suppression=extra["suppression"], suppress_floor=extra["suppress_floor"],
-                           down_weight=extra["down_weight"], p_fixed=extra["p_fixed"], ablation=extra["ablation"],
-                           comm=comm)
-    learner = make_factorised(cfg, env_cfg, spec, Variant(central_embed_dim=extra["central_embed_dim"]),
-                              adv_layers=extra.get("adv_hypernet_layers", 2),
+def make_s2q(cfg, env_cfg, spec, *, comm: bool = False) -> Algorithm:
+    check_mixer(cfg, MIXERS)
+    reject_unknown(cfg, (S2QSettings, *mixer_settings(cfg)))
+    settings = read(S2QSettings, cfg, comm=comm)
+    learner = make_factorised(cfg, env_cfg, spec, Variant(central_embed_dim=settings.central_embed_dim),
                               cls=functools.partial(S2Q, settings=settings))
     return learner.build(cfg.name)
 
 
-def _read(cfg, schema) -> dict[str, Any]:
-    """read_extra, with suppress_floor allowed to be null (no floor)."""
-    floor = cfg.extra.get("suppress_floor")
-    checked = read_extra(dataclasses.replace(cfg, extra={**cfg.extra, "suppress_floor": 0.0 if floor is None
-                                                         else floor}), schema)
-    return {**checked, "suppress_floor": None if floor is None else checked["suppress_floor"]}
-
-
-for _name, _mixer in (("s2q", "qmix"), ("s2q_vdn", "vdn"), ("s2q_qplex", "qplex")):
-    ALGOS.register(_name)(functools.partial(make_s2q, mixer=_mixer))
-ALGOS.register("s2q_comm")(functools.partial(make_s2q, mixer="qmix", comm=True))
+for _name in ("s2q", "s2q_vdn", "s2q_qplex"):  # `algo=s2q algo.mixer=vdn` is s2q_vdn
+    ALGOS.register(_name)(make_s2q)
+ALGOS.register("s2q_comm")(functools.partial(make_s2q, comm=True))

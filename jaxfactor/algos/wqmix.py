@@ -4,29 +4,35 @@ QMIX trained with a weighted loss toward a target bootstrapped through an unrest
 Q-hat-star (own agents + feed-forward mixer, E_c = 256), which regresses to the same target.
 Ablations (§5.8): `algo.central=false` (weights without Q-hat-star: CW compares with, and the target
 bootstraps through, the QMIX target network, §12 item 42) and `algo.weighting=uniform` (QMIX + Q-hat-star).
+`algo.weighting` takes any registered weighting (`jaxfactor.algos.components.WEIGHTINGS`).
 """
 
+import dataclasses
 import functools
 
+from jaxfactor.algos.components import WEIGHTINGS
 from jaxfactor.algos.factorised import Variant, make_factorised
-from jaxfactor.algos.registry import ALGOS, check_mixer, read_extra
-from jaxfactor.errors import ConfigError
+from jaxfactor.algos.registry import ALGOS
+from jaxfactor.settings import check_mixer, read, reject_unknown, setting
 
-SCHEMA = {"central": (bool, None, None), "central_embed_dim": (int, 1, None), "weighting": (str, None, None),
-          "alpha": (float, 0.0, 1.0), "central_loss_scale": (float, 0.0, None)}
+
+@dataclasses.dataclass(frozen=True)
+class WeightedSettings:
+    central: bool = setting()
+    central_embed_dim: int = setting(low=1)
+    central_loss_scale: float = setting(low=0.0)
+    weighting: str = setting(choices=WEIGHTINGS)
 
 
 def make_weighted(cfg, env_cfg, spec, *, default_weighting: str):
-    extra = read_extra(cfg, SCHEMA)
+    settings = read(WeightedSettings, cfg)
+    rule = WEIGHTINGS.get(settings.weighting)
+    # The family's own weighting keys (alpha) stay valid when an ablation picks another rule.
+    reject_unknown(cfg, (WeightedSettings, rule, WEIGHTINGS.get(default_weighting)))
     check_mixer(cfg, ("qmix",))
-    allowed = (default_weighting, "uniform")
-    if extra["weighting"] not in allowed:
-        raise ConfigError(f"algo.weighting='{extra['weighting']}' does not fit algo '{cfg.name}'; "
-                          f"allowed: {', '.join(allowed)}")
-    variant = Variant(central_embed_dim=extra["central_embed_dim"] if extra["central"] else None,
-                      weighting=extra["weighting"], alpha=extra["alpha"],
-                      central_loss_scale=extra["central_loss_scale"])
-    return make_factorised(cfg, env_cfg, spec, variant).build(cfg.name)
+    variant = Variant(central_embed_dim=settings.central_embed_dim if settings.central else None,
+                      central_loss_scale=settings.central_loss_scale)
+    return make_factorised(cfg, env_cfg, spec, variant, weighting=read(rule, cfg)).build(cfg.name)
 
 
 for _weighting in ("cw", "ow"):
