@@ -78,7 +78,7 @@ def test_bad_intersection_settings_are_one_line_errors():
 SHORT = ("algo=qmix", "env=highway_intersection", "env.duration=6", "num_seeds=1", "algo.num_envs=2",
          "algo.batch_size=2", "algo.buffer_size=8", "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8",
          "algo.hypernet_embed_dim=16", "total_timesteps=160", "log_every_steps=40", "checkpoint.every_steps=80",
-         "env.test_episodes=2", "host.workers=2", "progress=false")
+         "env.test_episodes=2", "host.workers=2", "algo.length_buckets=1", "progress=false")
 
 KILLED_RUN = killed_run_script(2)
 

@@ -97,7 +97,7 @@ def test_a_simulator_killed_mid_run_costs_an_episode_and_summary_json_counts_it(
     cfg = make_cfg("algo=qmix", "env=sc2_3m", "env.simulator=fake", "num_seeds=2", "total_timesteps=400",
                    "log_every_steps=200", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
                    "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16",
-                   "env.test_episodes=2", "host.workers=4", run_dir=str(tmp_path / "run"))
+                   "env.test_episodes=2", "host.workers=4", "algo.length_buckets=1", run_dir=str(tmp_path / "run"))
 
     def faulty_backend(s, on_trace):
         killed = Faulty.factory(s.env, "kill", target=1, at_step=4, once=str(tmp_path / "fired"))
@@ -119,7 +119,7 @@ def test_a_simulator_failing_every_episode_stops_the_run_with_its_traceback_and_
     cfg = make_cfg("algo=qmix", "env=sc2_3m", "env.simulator=fake", "num_seeds=2", "total_timesteps=400",
                    "log_every_steps=200", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
                    "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16",
-                   "env.test_episodes=2", "host.workers=4", run_dir=str(tmp_path / "run"))
+                   "env.test_episodes=2", "host.workers=4", "algo.length_buckets=1", run_dir=str(tmp_path / "run"))
     pools = []
 
     def failing_backend(s, on_trace):
@@ -139,7 +139,8 @@ def test_s2q_trains_a_tiny_budget_on_the_fake_6h_vs_8z_through_the_cli(tmp_path)
                           "env.simulator=fake", "num_seeds=1", "total_timesteps=150", "log_every_steps=150",
                           "algo.num_envs=2", "algo.batch_size=2", "algo.buffer_size=4", "algo.agent_hidden_dim=16",
                           "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16", "env.test_episodes=2",
-                          "progress=false", f"run_dir={tmp_path}/run"], capture_output=True, text=True, env=env,
+                          "algo.length_buckets=1", "progress=false", f"run_dir={tmp_path}/run"], capture_output=True,
+                         text=True, env=env,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

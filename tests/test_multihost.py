@@ -172,7 +172,7 @@ def test_an_unreachable_coordinator_or_a_busy_port_is_one_line_not_an_abort(tmp_
 HOST = ["algo=qmix", "env=sc2_3m", "env.simulator=fake", "env.fake_restart_prob=0.01", "num_seeds=4",
         "total_timesteps=150", "log_every_steps=100", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
         "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16", "env.test_episodes=2",
-        "host.workers=1", "progress=false"]
+        "host.workers=1", "algo.length_buckets=1", "progress=false"]  # compile-bound: one batch length
 
 
 def test_host_simulators_over_two_processes_each_driving_its_own_lanes_equal_one_process(tmp_path):

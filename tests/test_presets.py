@@ -92,8 +92,9 @@ def test_a_baseline_runs_from_a_preset_that_sets_only_shared_keys(name, baseline
     validate_argv([f"experiment={name}", f"algo={baseline}", "num_seeds=1", "algo.buffer_size=1000"])
 
 
+# One compiled batch length (length_buckets=1): these runs are compile-bound and the buckets are tested elsewhere.
 TINY = ["num_seeds=1", "total_timesteps=1", "log_every_steps=1", "eval_every_steps=1", "algo.num_envs=2",
-        "algo.batch_size=2", "algo.buffer_size=4", "env.test_episodes=1", "progress=false"]
+        "algo.batch_size=2", "algo.buffer_size=4", "env.test_episodes=1", "algo.length_buckets=1", "progress=false"]
 # One preset per env family; the fake simulators need env.simulator=fake, so they are a second multirun.
 FAMILIES = {"jax_and_highway": ["pow_matrix_m3", "wqmix_cw_predator_prey_p2", "me_overcooked_cramped_room",
                                 "pow_intersection"],
