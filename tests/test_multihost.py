@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import killed_run_script
+from conftest import COMPILE_FAST_XLA_FLAGS, killed_run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ["num_seeds=4", "env=matrix_m3", "total_timesteps=2000", "log_every_steps=1000", "eval_every_steps=1000",
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.xdist_group("multihost")  # the two processes of a run 
 
 
 def _env(devices: int) -> dict[str, str]:
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    # Compile-bound runs: LLVM -O0 (conftest) in every process; compared runs all come from these subprocesses.
+    flags = f"--xla_force_host_platform_device_count={devices} {COMPILE_FAST_XLA_FLAGS}"
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
 
 
 def _free_port() -> int:
