@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: train test bench venv clean
+.PHONY: train test lint bench venv clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ train: $(STAMP)
 # Full test suite on CPU, two worker processes (test compilation is single-threaded).
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25 $(ARGS)
+
+# Lint, format check and types of the package (CI runs this before the tests).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check jaxfactor tests experiments
+	$(VENV)/bin/ruff format --check jaxfactor tests experiments
+	$(VENV)/bin/basedpyright
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m experiments.bench $(ARGS)

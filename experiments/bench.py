@@ -16,29 +16,51 @@ import jax.numpy as jnp
 
 from experiments.common import make_cfg, save_table
 from jaxfactor.rl.policies import uniform_available
-from jaxfactor.structs import where_env
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import build, init_lanes
 from jaxfactor.runner.learn import over_lanes
+from jaxfactor.structs import where_env
 
-
-ENV_ONLY = ["matrix_m1", "smax_3m", "predator_prey_p0", "predator_prey_small", "mpe_simple_spread", "mpe_simple_tag",
-            "overcooked_cramped_room", "overcooked_asymm_advantages"]
+ENV_ONLY = [
+    "matrix_m1",
+    "smax_3m",
+    "predator_prey_p0",
+    "predator_prey_small",
+    "mpe_simple_spread",
+    "mpe_simple_tag",
+    "overcooked_cramped_room",
+    "overcooked_asymm_advantages",
+]
 
 
 def bench_training(env_name: str, num_seeds: int, updates: int, buffer_size: int, algo_name: str = "qmix") -> dict:
-    cfg = make_cfg(f"algo={algo_name}", f"env={env_name}", f"num_seeds={num_seeds}", f"algo.buffer_size={buffer_size}",
-                   "algo.eps_start=1", "algo.eps_finish=1")
+    cfg = make_cfg(
+        f"algo={algo_name}",
+        f"env={env_name}",
+        f"num_seeds={num_seeds}",
+        f"algo.buffer_size={buffer_size}",
+        "algo.eps_start=1",
+        "algo.eps_finish=1",
+    )
     env, algo, _ = build(cfg)
     runner = init_lanes(cfg, algo)
     # Fill the buffer past batch_size first so the timed updates all learn.
     warm = -(-cfg.algo.batch_size // cfg.algo.num_envs)
-    warm_fn = jax.jit(over_lanes(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, warm,
-                                            length_buckets=cfg.algo.length_buckets)), donate_argnums=0)
+    warm_fn = jax.jit(
+        over_lanes(
+            make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, warm, length_buckets=cfg.algo.length_buckets)
+        ),
+        donate_argnums=0,
+    )
     runner, _ = warm_fn(runner)
-    chunk = jax.jit(over_lanes(make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates,
-                                          length_buckets=cfg.algo.length_buckets)),
-                    donate_argnums=0)
+    chunk = jax.jit(
+        over_lanes(
+            make_chunk(
+                algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates, length_buckets=cfg.algo.length_buckets
+            )
+        ),
+        donate_argnums=0,
+    )
     t0 = time.perf_counter()
     compiled = chunk.lower(runner).compile()
     compile_s = time.perf_counter() - t0
@@ -103,21 +125,34 @@ def main() -> None:
             t = bench_training(env_name, s, args.updates, args.buffer_size, args.algo)
             e = bench_env_only(env_name, s)
             rows.append((env_name, s, t["train_steps_per_s"], e["env_steps_per_s"], t["compile_s"], e["env_compile_s"]))
-            print(f"{env_name} seeds={s}: train {t['train_steps_per_s']:.0f} steps/s, env-only "
-                  f"{e['env_steps_per_s']:.0f} steps/s, compile {t['compile_s']:.1f}s", flush=True)
-    lines = [f"device: {device.platform} ({device.device_kind}), jax {jax.__version__}; {args.algo}, 8 envs/seed, "
-             f"batch 128 episodes, one gradient step per update; env-only = uniform random actions, 8 envs/seed",
-             "", "| env | num_seeds | training env-steps/s (all seeds) | env-only steps/s | chunk compile s | env compile s |",
-             "|---|---|---|---|---|---|"]
+            print(
+                f"{env_name} seeds={s}: train {t['train_steps_per_s']:.0f} steps/s, env-only "
+                f"{e['env_steps_per_s']:.0f} steps/s, compile {t['compile_s']:.1f}s",
+                flush=True,
+            )
+    lines = [
+        f"device: {device.platform} ({device.device_kind}), jax {jax.__version__}; {args.algo}, 8 envs/seed, "
+        f"batch 128 episodes, one gradient step per update; env-only = uniform random actions, 8 envs/seed",
+        "",
+        "| env | num_seeds | training env-steps/s (all seeds) | env-only steps/s | chunk compile s | env compile s |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.1f} | {r[5]:.1f} |" for r in rows]
-    lines += ["", f"Env-only throughput, {args.parallel} parallel envs, uniform random available actions:", "",
-              "| env | agents | episode limit | env-only steps/s | compile s |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Env-only throughput, {args.parallel} parallel envs, uniform random available actions:",
+        "",
+        "| env | agents | episode limit | env-only steps/s | compile s |",
+        "|---|---|---|---|---|",
+    ]
     for env_name in args.env_only:
         spec = build(make_cfg(f"env={env_name}"))[0].spec
         e = bench_env_only(env_name, 1, num_envs=args.parallel)
         print(f"{env_name} x{args.parallel}: env-only {e['env_steps_per_s']:.0f} steps/s", flush=True)
-        lines.append(f"| {env_name} | {spec.num_agents} | {spec.episode_limit} | {e['env_steps_per_s']:.0f} | "
-                     f"{e['env_compile_s']:.1f} |")
+        lines.append(
+            f"| {env_name} | {spec.num_agents} | {spec.episode_limit} | {e['env_steps_per_s']:.0f} | "
+            f"{e['env_compile_s']:.1f} |"
+        )
     save_table("bench", "\n".join(lines))
 
 

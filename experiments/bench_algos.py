@@ -24,8 +24,14 @@ ALGOS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" 
 
 
 def seconds_per_update(algo_name: str, env_name: str, batch: int, repeats: int) -> float:
-    cfg = make_cfg(f"algo={algo_name}", f"env={env_name}", "num_seeds=1", f"algo.batch_size={batch}",
-                   f"algo.buffer_size={batch}", f"algo.num_envs={batch}")
+    cfg = make_cfg(
+        f"algo={algo_name}",
+        f"env={env_name}",
+        "num_seeds=1",
+        f"algo.batch_size={batch}",
+        f"algo.buffer_size={batch}",
+        f"algo.num_envs={batch}",
+    )
     env, algo, _ = build(cfg)
     runner = init_lanes(cfg, algo)
 
@@ -35,8 +41,9 @@ def seconds_per_update(algo_name: str, env_name: str, batch: int, repeats: int) 
 
     sampled = jax.jit(jax.vmap(sample))(runner)
     keys = jax.random.split(jax.random.key(0), 1)
-    update = jax.jit(over_lanes(lambda lr, b, k: update_on_real_slots(algo, lr, b, k, cfg.algo.length_buckets,
-                                                                      "lanes")))
+    update = jax.jit(
+        over_lanes(lambda lr, b, k: update_on_real_slots(algo, lr, b, k, cfg.algo.length_buckets, "lanes"))
+    )
     learner, _ = update(runner.learner, sampled, keys)  # past the first update (and compiled)
     return timed(update, learner, sampled, keys, repeats=repeats)[1]
 
@@ -54,8 +61,13 @@ def main() -> None:
         rows[name] = seconds_per_update(name, args.env, args.batch, args.repeats)
         print(f"{name}: {rows[name] * 1e3:.1f} ms per update ({rows[name] / rows['qmix']:.1f}x QMIX)", flush=True)
     device = jax.devices()[0]
-    lines = [f"{args.env}, one lane, batch {args.batch}; device {device.platform}, jax {jax.__version__}; "
-             f"medians of {args.repeats}", "", "| algo | ms per update | x QMIX |", "|---|---|---|"]
+    lines = [
+        f"{args.env}, one lane, batch {args.batch}; device {device.platform}, jax {jax.__version__}; "
+        f"medians of {args.repeats}",
+        "",
+        "| algo | ms per update | x QMIX |",
+        "|---|---|---|",
+    ]
     lines += [f"| {n} | {t * 1e3:.1f} | {t / rows['qmix']:.1f} |" for n, t in rows.items()]
     save_table(f"bench_algos_{args.env}", "\n".join(lines))
 

@@ -41,8 +41,11 @@ def random_steps(pool, spec, num_envs: int, seconds: float, seed: int = 0) -> tu
             actions = {i: np.array([rng.choice(np.flatnonzero(a)) for a in r["avail"]]) for i, r in running.items()}
             out = pool.step(actions)
             steps += len(actions)
-            running = {i: r for i, r in out.items() if not isinstance(r, Failure)
-                       and not (r["terminal"] or r["truncated"] or r["invalid"])}
+            running = {
+                i: r
+                for i, r in out.items()
+                if not isinstance(r, Failure) and not (r["terminal"] or r["truncated"] or r["invalid"])
+            }
         episode += 1
     return steps, time.perf_counter() - t0
 
@@ -51,8 +54,14 @@ def bench(env_name: str, workers: int, seconds: float, updates: int) -> dict:
     from jaxfactor.runner.host import HostBackend
     from jaxfactor.runner.lanes import init_lanes, setup
 
-    cfg = make_cfg("algo=qmix", *overrides(env_name), "num_seeds=1", f"algo.num_envs={workers}",
-                   "algo.batch_size=4", "algo.buffer_size=64")
+    cfg = make_cfg(
+        "algo=qmix",
+        *overrides(env_name),
+        "num_seeds=1",
+        f"algo.num_envs={workers}",
+        "algo.batch_size=4",
+        "algo.buffer_size=64",
+    )
     s = setup(cfg)
     factory, spec = s.env, s.env.spec
     with InlinePool(factory, 1) as pool:
@@ -72,18 +81,23 @@ def bench(env_name: str, workers: int, seconds: float, updates: int) -> dict:
         train_s = time.perf_counter() - t0
         trained = int(np.asarray(runner.learner.t_env).sum()) - t_before
     collect_s = collector.act_s + collector.step_s
-    return {"env": env_name, "workers": workers, "sim steps/s (1 process)": f"{one / one_s:.0f}",
-            f"sim steps/s ({workers} workers)": f"{many / many_s:.0f}",
-            "train env-steps/s": f"{trained / train_s:.0f}",
-            "collect env-steps/s": f"{trained / collect_s:.0f}",
-            "loop overhead (acting / simulator time)": f"{collector.act_s / collector.step_s:.0%}",
-            "learn s/update": f"{backend.learn_s / updates:.2f}"}
+    return {
+        "env": env_name,
+        "workers": workers,
+        "sim steps/s (1 process)": f"{one / one_s:.0f}",
+        f"sim steps/s ({workers} workers)": f"{many / many_s:.0f}",
+        "train env-steps/s": f"{trained / train_s:.0f}",
+        "collect env-steps/s": f"{trained / collect_s:.0f}",
+        "loop overhead (acting / simulator time)": f"{collector.act_s / collector.step_s:.0%}",
+        "learn s/update": f"{backend.learn_s / updates:.2f}",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--envs", nargs="+", default=["highway_intersection", "sc2_3m", "sc2_MMM2",
-                                                      "grf_academy_3_vs_1_with_keeper"])
+    parser.add_argument(
+        "--envs", nargs="+", default=["highway_intersection", "sc2_3m", "sc2_MMM2", "grf_academy_3_vs_1_with_keeper"]
+    )
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--updates", type=int, default=3)
@@ -93,9 +107,13 @@ def main() -> None:
         rows.append(bench(env_name, args.workers, args.seconds, args.updates))
         print(rows[-1], flush=True)
     header = list(rows[0])
-    lines = [f"Host simulators: {args.workers} workers, QMIX (num_envs = workers, 1 seed), {args.seconds:g} s of "
-             f"random stepping, {args.updates} timed updates", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    lines = [
+        f"Host simulators: {args.workers} workers, QMIX (num_envs = workers, 1 seed), {args.seconds:g} s of "
+        f"random stepping, {args.updates} timed updates",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(str(r[k]) for k in header) + " |" for r in rows]
     save_table("bench_host", "\n".join(lines))
 

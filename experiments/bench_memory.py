@@ -34,19 +34,41 @@ def main() -> None:
     parser.add_argument("--checkpoint-buffer", action="store_true", help="write the replay into the checkpoint")
     parser.add_argument("--extra", nargs="*", default=[], help="more overrides, e.g. algo.length_buckets=1")
     args = parser.parse_args()
-    cfg = make_cfg(f"algo={args.algo}", f"env={args.env}", f"num_seeds={args.seeds}", f"algo.buffer_size={args.buffer}",
-                   f"total_timesteps={args.steps}", f"log_every_steps={args.steps // 2}", f"eval_every_steps={args.steps}",
-                   f"checkpoint.buffer={str(args.checkpoint_buffer).lower()}", "env.test_episodes=4", *args.extra,
-                   run_dir=f"{tempfile.mkdtemp()}/run")
+    cfg = make_cfg(
+        f"algo={args.algo}",
+        f"env={args.env}",
+        f"num_seeds={args.seeds}",
+        f"algo.buffer_size={args.buffer}",
+        f"total_timesteps={args.steps}",
+        f"log_every_steps={args.steps // 2}",
+        f"eval_every_steps={args.steps}",
+        f"checkpoint.buffer={str(args.checkpoint_buffer).lower()}",
+        "env.test_episodes=4",
+        *args.extra,
+        run_dir=f"{tempfile.mkdtemp()}/run",
+    )
     state = abstract_lanes(cfg, build(cfg)[1])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     run(cfg)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     replay, learner = gib(state.buffer), gib(state.learner)
-    print(json.dumps({"env": args.env, "algo": args.algo, "seeds": args.seeds, "buffer": args.buffer,
-                      "checkpoint_buffer": args.checkpoint_buffer, "extra": args.extra, "replay_gib": round(replay, 3),
-                      "learner_gib": round(learner, 4), "rss_before_run_gib": round(before, 3),
-                      "peak_rss_gib": round(peak, 3), "peak_over_state": round(peak / (replay + learner), 2)}))
+    print(
+        json.dumps(
+            {
+                "env": args.env,
+                "algo": args.algo,
+                "seeds": args.seeds,
+                "buffer": args.buffer,
+                "checkpoint_buffer": args.checkpoint_buffer,
+                "extra": args.extra,
+                "replay_gib": round(replay, 3),
+                "learner_gib": round(learner, 4),
+                "rss_before_run_gib": round(before, 3),
+                "peak_rss_gib": round(peak, 3),
+                "peak_over_state": round(peak / (replay + learner), 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    cfg = make_cfg(f"algo={args.algo}", f"env={args.env}", f"num_seeds={args.seeds}", f"algo.batch_size={args.batch}",
-                   f"algo.buffer_size={max(args.batch, 64)}")
+    cfg = make_cfg(
+        f"algo={args.algo}",
+        f"env={args.env}",
+        f"num_seeds={args.seeds}",
+        f"algo.batch_size={args.batch}",
+        f"algo.buffer_size={max(args.batch, 64)}",
+    )
     env, algo, _ = build(cfg)
     E, B, T = cfg.algo.num_envs, args.batch, env.spec.episode_limit + 1
     runner = init_lanes(cfg, algo)
@@ -57,13 +62,20 @@ def main() -> None:
         def one(learner, key):
             out = rollout(algo, env, algo.behaviour(learner), key, E, greedy=False, record=record)
             return out[0], out[1]["length"]
+
         return jax.jit(jax.vmap(one))
 
     full = timed(collect(True), runner.learner, keys, repeats=args.repeats)
     early = timed(collect(False), runner.learner, keys, repeats=args.repeats)
     lengths = np.asarray(collect(False)(runner.learner, keys)[1])
-    rows.append(("collect (rollout of E envs per seed)", full, early,
-                 f"episode lengths mean {lengths.mean():.1f}, max {lengths.max()} of {T - 1}"))
+    rows.append(
+        (
+            "collect (rollout of E envs per seed)",
+            full,
+            early,
+            f"episode lengths mean {lengths.mean():.1f}, max {lengths.max()} of {T - 1}",
+        )
+    )
 
     fill = jax.jit(over_lanes(make_chunk(algo, env, E, B, -(-B // E))))
     runner, _ = fill(runner)
@@ -75,8 +87,14 @@ def main() -> None:
 
     padded = timed(learn(1), runner.learner, batch, keys, repeats=args.repeats)
     cut = timed(learn(cfg.algo.length_buckets), runner.learner, batch, keys, repeats=args.repeats)
-    rows.append((f"learn (one gradient step, batch {B})", padded, cut,
-                 f"longest sampled episode {longest} of {T} slots; buckets {cfg.algo.length_buckets}"))
+    rows.append(
+        (
+            f"learn (one gradient step, batch {B})",
+            padded,
+            cut,
+            f"longest sampled episode {longest} of {T} slots; buckets {cfg.algo.length_buckets}",
+        )
+    )
 
     fresh = init_lanes(cfg, algo)
     warm = (B - 1) // E  # updates that cannot learn yet: warm x E episodes < B
@@ -86,9 +104,13 @@ def main() -> None:
     rows.append((f"warm-up ({warm} updates before learning starts)", per_lane, shared, "rollout included"))
 
     device = jax.devices()[0]
-    lines = [f"{args.algo} on {args.env}, {args.seeds} seeds, {E} envs per seed; device {device.platform} "
-             f"({device.device_kind}), jax {jax.__version__}; medians of {args.repeats}", "",
-             "| what | before: s (compile s) | now: s (compile s) | speed-up | note |", "|---|---|---|---|---|"]
+    lines = [
+        f"{args.algo} on {args.env}, {args.seeds} seeds, {E} envs per seed; device {device.platform} "
+        f"({device.device_kind}), jax {jax.__version__}; medians of {args.repeats}",
+        "",
+        "| what | before: s (compile s) | now: s (compile s) | speed-up | note |",
+        "|---|---|---|---|---|",
+    ]
     for what, (c0, t0), (c1, t1), note in rows:
         lines.append(f"| {what} | {t0:.4f} ({c0:.1f}) | {t1:.4f} ({c1:.1f}) | {t0 / t1:.1f}x | {note} |")
         print(lines[-1], flush=True)

@@ -26,8 +26,10 @@ from jaxfactor.runner.anakin import chunk_for
 from jaxfactor.runner.lanes import build, init_lanes
 from jaxfactor.runner.learn import over_lanes
 
-PEERS = {"jaxmarl": ("experiment=jaxmarl_qmix_smax_3m",),
-         "pymarl2": ("algo=qmix", "env=predator_prey_p0", "algo.buffer_size=512")}
+PEERS = {
+    "jaxmarl": ("experiment=jaxmarl_qmix_smax_3m",),
+    "pymarl2": ("algo=qmix", "env=predator_prey_p0", "algo.buffer_size=512"),
+}
 
 
 def gib(tree) -> float:
@@ -75,13 +77,21 @@ def main() -> None:
         mask = jax.device_get(runner.buffer.data.filled[..., 1:]).sum(-1)  # [lanes, capacity]
         real = a.batch_size * float(mask[mask > 0].mean())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    result = {"peer": args.peer, "overrides": [*PEERS[args.peer], *args.extra], "seeds": args.seeds,
-              "warm_updates": fill, "warm_env_steps_per_s": round(fill * per_update * args.seeds / warm_s),
-              "learning_updates": args.learning_updates, "env_steps_per_s_learning": round(steps / run_s, 1),
-              "s_per_gradient_step": round(run_s / gradient_steps, 4),
-              "us_per_real_transition_learned": round(1e6 * run_s / (gradient_steps * real), 2),
-              "slots_per_row": slots, "chunk_compile_s": round(compile_s, 1), "state_gib": round(state_gib, 3),
-              "peak_rss_gib": round(peak, 3)}
+    result = {
+        "peer": args.peer,
+        "overrides": [*PEERS[args.peer], *args.extra],
+        "seeds": args.seeds,
+        "warm_updates": fill,
+        "warm_env_steps_per_s": round(fill * per_update * args.seeds / warm_s),
+        "learning_updates": args.learning_updates,
+        "env_steps_per_s_learning": round(steps / run_s, 1),
+        "s_per_gradient_step": round(run_s / gradient_steps, 4),
+        "us_per_real_transition_learned": round(1e6 * run_s / (gradient_steps * real), 2),
+        "slots_per_row": slots,
+        "chunk_compile_s": round(compile_s, 1),
+        "state_gib": round(state_gib, 3),
+        "peak_rss_gib": round(peak, 3),
+    }
     print(json.dumps(result))
 
 

@@ -44,26 +44,42 @@ def main() -> None:
     steps_per_chunk = 8 * 200  # 8 envs x 200-step episodes: one update per chunk
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        base = ["jaxfactor.train", "algo=qmix", "env=predator_prey_p0", f"num_seeds={args.seeds}",
-                f"algo.buffer_size={args.buffer_size}", f"log_every_steps={steps_per_chunk}", "progress=false",
-                "env.test_episodes=2"]
+        base = [
+            "jaxfactor.train",
+            "algo=qmix",
+            "env=predator_prey_p0",
+            f"num_seeds={args.seeds}",
+            f"algo.buffer_size={args.buffer_size}",
+            f"log_every_steps={steps_per_chunk}",
+            "progress=false",
+            "env.test_episodes=2",
+        ]
         train_rss, train_s = peak_rss_gib([*base, f"total_timesteps={steps_per_chunk}", f"run_dir={run_dir}"])
         if not (run_dir / "summary.json").exists():
             raise SystemExit("the training run did not finish")
         eval_rss, eval_s = peak_rss_gib(["jaxfactor.evaluate", f"run_dir={run_dir}", "episodes=2"])
-        resume_rss, resume_s = peak_rss_gib(["jaxfactor.train", f"resume={run_dir}",
-                                             f"total_timesteps={2 * steps_per_chunk}"])
+        resume_rss, resume_s = peak_rss_gib(
+            ["jaxfactor.train", f"resume={run_dir}", f"total_timesteps={2 * steps_per_chunk}"]
+        )
     from jaxfactor import buffers
     from jaxfactor.structs import EnvSpec
 
     spec = EnvSpec(num_agents=8, obs_dim=75, state_dim=300, num_actions=6, episode_limit=200, has_win_flag=False)
     replay = buffers.estimate_bytes(spec, args.buffer_size) * args.seeds / 2**30
-    rows = [("train (1 chunk)", train_rss, train_s), ("evaluate", eval_rss, eval_s), ("resume (+1 chunk)", resume_rss,
-                                                                                       resume_s)]
-    table = "\n".join([f"QMIX on predator_prey_p0, {args.seeds} seeds x {args.buffer_size} episodes: "
-                       f"{replay:.2f} GiB of replay", "",
-                       "| process | peak RSS (GiB) | x replay | wall (s) |", "|---|---|---|---|",
-                       *[f"| {name} | {rss:.2f} | {rss / replay:.1f} | {wall:.0f} |" for name, rss, wall in rows]])
+    rows = [
+        ("train (1 chunk)", train_rss, train_s),
+        ("evaluate", eval_rss, eval_s),
+        ("resume (+1 chunk)", resume_rss, resume_s),
+    ]
+    table = "\n".join(
+        [
+            f"QMIX on predator_prey_p0, {args.seeds} seeds x {args.buffer_size} episodes: {replay:.2f} GiB of replay",
+            "",
+            "| process | peak RSS (GiB) | x replay | wall (s) |",
+            "|---|---|---|---|",
+            *[f"| {name} | {rss:.2f} | {rss / replay:.1f} | {wall:.0f} |" for name, rss, wall in rows],
+        ]
+    )
     save_table("bench_restore_memory", table)
 
 

@@ -22,9 +22,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.001, 0.0005])
     args = parser.parse_args()
-    common = [f"env={args.env}", f"num_seeds={args.seeds}", f"total_timesteps={args.steps}",
-              f"log_every_steps={args.steps // 2}", f"eval_every_steps={args.steps}", "algo.buffer_size=64", "algo.batch_size=16",
-              "env.test_episodes=4"]
+    common = [
+        f"env={args.env}",
+        f"num_seeds={args.seeds}",
+        f"total_timesteps={args.steps}",
+        f"log_every_steps={args.steps // 2}",
+        f"eval_every_steps={args.steps}",
+        "algo.buffer_size=64",
+        "algo.batch_size=16",
+        "env.test_episodes=4",
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -41,8 +48,12 @@ def main() -> None:
             steps += one["env_steps"] * args.seeds
             train_s += one["train_s"]
         rows.append((f"{len(args.lrs)} separate runs", separate_wall, compile_s, steps / train_s))
-    lines = [f"{args.env}, {args.seeds} seeds x {len(args.lrs)} learning rates, {args.steps} env steps per seed",
-             "", "| how | wall s (incl. eval) | compile s | training env steps/s (all lanes) |", "|---|---|---|---|"]
+    lines = [
+        f"{args.env}, {args.seeds} seeds x {len(args.lrs)} learning rates, {args.steps} env steps per seed",
+        "",
+        "| how | wall s (incl. eval) | compile s | training env steps/s (all lanes) |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {wall:.1f} | {comp:.1f} | {sps:.0f} |" for name, wall, comp, sps in rows]
     lines.append(f"\nwall-time ratio separate / grid: {rows[1][1] / rows[0][1]:.2f}")
     save_table("bench_sweep", "\n".join(lines))

@@ -47,19 +47,32 @@ def untrained_then_trained(cfg: RunConfig) -> dict:
         record = json.loads(line)
         if "eval/return" in record["per_seed"]:
             curve.append((record["env_steps"], float(np.mean(record["per_seed"]["eval/return"]))))
-    return {"algo": result["algo"], "env": result["env"], "num_seeds": cfg.num_seeds,
-            "steps_per_seed": result["env_steps"], "wall_s": result["wall_s"], "steps_per_s": result["steps_per_s"],
-            "untrained": before, "trained": after, "eval_curve": curve, "untrained_params": start.params}
+    return {
+        "algo": result["algo"],
+        "env": result["env"],
+        "num_seeds": cfg.num_seeds,
+        "steps_per_seed": result["env_steps"],
+        "wall_s": result["wall_s"],
+        "steps_per_s": result["steps_per_s"],
+        "untrained": before,
+        "trained": after,
+        "eval_curve": curve,
+        "untrained_params": start.params,
+    }
 
 
 def main() -> None:
     overrides = sys.argv[1:]
-    cfg = make_cfg(*overrides, run_dir="runs/experiments/learning-" + "-".join(o.replace("=", "_") for o in overrides[:2]))
+    cfg = make_cfg(
+        *overrides, run_dir="runs/experiments/learning-" + "-".join(o.replace("=", "_") for o in overrides[:2])
+    )
     report = untrained_then_trained(cfg)
     print(json.dumps({k: v for k, v in report.items() if k != "untrained_params"}, indent=2))
-    print(f"\n{report['algo']} on {report['env']}, {report['num_seeds']} seeds: greedy return untrained "
-          f"{np.mean(report['untrained']['return']):.2f} -> trained {np.mean(report['trained']['return']):.2f} "
-          f"after {report['steps_per_seed']:.0f} env steps per seed ({report['wall_s']:.0f}s)")
+    print(
+        f"\n{report['algo']} on {report['env']}, {report['num_seeds']} seeds: greedy return untrained "
+        f"{np.mean(report['untrained']['return']):.2f} -> trained {np.mean(report['trained']['return']):.2f} "
+        f"after {report['steps_per_seed']:.0f} env steps per seed ({report['wall_s']:.0f}s)"
+    )
     print("| env steps | " + " | ".join(f"{s / 1000:.0f}k" for s, _ in report["eval_curve"]) + " |")
     print("|---|" + "---|" * len(report["eval_curve"]))
     print("| greedy return (mean) | " + " | ".join(f"{r:.1f}" for _, r in report["eval_curve"]) + " |")

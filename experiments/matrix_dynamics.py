@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -78,21 +78,33 @@ def agent_utilities() -> tuple[Callable, Callable]:
     algo = make_algo(cfg.algo, cfg.env, env.spec)
     first = jax.tree.map(lambda x: x[None], env.reset(jax.random.key(0))[1])  # the same observation in every game
     step_utilities = algo.extras["step_utilities"]
-    return ((lambda key: algo.init_params(key)["agent"]),
-            (lambda agent: step_utilities(agent, algo.initial_actor_state(1), first)[1][0]))
+    return (
+        (lambda key: algo.init_params(key)["agent"]),
+        (lambda agent: step_utilities(agent, algo.initial_actor_state(1), first)[1][0]),
+    )
 
 
-def run_lane(key: jax.Array, payoff: jax.Array, mode: str, utilities: tuple[Callable, Callable], updates: int,
-             eps_end: float, eps_anneal: int, tau: float, lr: float, alpha_lr: float, target_entropy: float,
-             sample_batch: int = 0) -> dict:
+def run_lane(
+    key: jax.Array,
+    payoff: jax.Array,
+    mode: str,
+    utilities: tuple[Callable, Callable],
+    updates: int,
+    eps_end: float,
+    eps_anneal: int,
+    tau: float,
+    lr: float,
+    alpha_lr: float,
+    target_entropy: float,
+    sample_batch: int = 0,
+) -> dict:
     k_q, k_mix, k_opt = jax.random.split(key, 3)
     k_steps = jax.random.fold_in(key, 1)  # minibatch draws (--sample-batch)
     A = payoff.shape[0]
     init_utilities, U = utilities
     mixer = make_mixer("nmix" if mode.startswith("nmix") else "qmix", embed_dim=32, hypernet_dim=64)
     opt_net = OrderPreservingTransform(num_agents=2, layers=2, embed_dim=32, hypernet_dim=64)
-    params = {"agent": init_utilities(k_q),
-              "mixer": mixer.init(k_mix, MixerInput(qs=jnp.zeros((2,)), state=STATE))}
+    params = {"agent": init_utilities(k_q), "mixer": mixer.init(k_mix, MixerInput(qs=jnp.zeros((2,)), state=STATE))}
     if mode == "me_qmix":
         params |= {"opt": opt_net.init(k_opt, jnp.zeros((2, A)), STATE), "log_alpha": jnp.zeros(())}
     loss_scale = 1.0 if mode.startswith("nmix") else 0.5  # Eq. 26 has no 1/2; QMIX's nq_learner and Eq. 8 do
@@ -152,8 +164,11 @@ def run_lane(key: jax.Array, payoff: jax.Array, mode: str, utilities: tuple[Call
     params, _ = jax.lax.scan(step, (params, states), (jnp.arange(updates), jax.random.split(k_steps, updates)))[0]
     q = U(params["agent"])
     table = q_tot(params["mixer"], q)
-    out = {"greedy": jnp.argmax(q, -1), "q_tot": table,
-           "igm": jnp.argmax(table.ravel()) == jnp.ravel_multi_index(jnp.argmax(q, -1), (A, A), mode="clip")}
+    out = {
+        "greedy": jnp.argmax(q, -1),
+        "q_tot": table,
+        "igm": jnp.argmax(table.ravel()) == jnp.ravel_multi_index(jnp.argmax(q, -1), (A, A), mode="clip"),
+    }
     if mode == "me_qmix":
         out |= {"policy": policy(params, q), "alpha": jnp.exp(params["log_alpha"])}
     return out
@@ -168,11 +183,15 @@ def summarise(mode: str, game: str, payoff: np.ndarray, out: dict) -> str:
         label = "".join("ABC"[int(a)] for a in g)
         greedy_counts[label] = greedy_counts.get(label, 0) + 1
     common = ", ".join(f"{k} {v}" for k, v in sorted(greedy_counts.items(), key=lambda kv: -kv[1])[:4])
-    row = (f"| {mode} | {game} | {on_opt.sum()}/{lanes} | {int(out['igm'].sum())}/{lanes} | {(err <= 0.5).sum()}/{lanes} | "
-           f"{(on_opt & (err <= 0.5)).sum()}/{lanes} | {common} |")
+    row = (
+        f"| {mode} | {game} | {on_opt.sum()}/{lanes} | {int(out['igm'].sum())}/{lanes} | "
+        f"{(err <= 0.5).sum()}/{lanes} | "
+        f"{(on_opt & (err <= 0.5)).sum()}/{lanes} | {common} |"
+    )
     if "policy" in out:
         p_a = out["policy"][:, :, 0]
-        row += f" P(A) ≥ 0.5 for both agents on {int(((p_a >= 0.5).all(-1)).sum())}/{lanes}; median α {np.median(out['alpha']):.3g}"
+        both = int(((p_a >= 0.5).all(-1)).sum())
+        row += f" P(A) ≥ 0.5 for both agents on {both}/{lanes}; median α {np.median(out['alpha']):.3g}"
     return row
 
 
@@ -187,26 +206,50 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--alpha-lr", type=float, default=0.3)
     parser.add_argument("--target-entropy", type=float, default=0.48, help="joint target entropy (0.24 n)")
-    parser.add_argument("--sample-batch", type=int, default=0,
-                        help="joint actions sampled from mu per update (0: the exact expectation); not for nmix-softmax")
-    parser.add_argument("--utilities", choices=("tabular", "agent"), default="tabular",
-                        help="free utilities, or jaxfactor's recurrent agent network on the game's observation")
+    parser.add_argument(
+        "--sample-batch",
+        type=int,
+        default=0,
+        help="joint actions sampled from mu per update (0: the exact expectation); not for nmix-softmax",
+    )
+    parser.add_argument(
+        "--utilities",
+        choices=("tabular", "agent"),
+        default="tabular",
+        help="free utilities, or jaxfactor's recurrent agent network on the game's observation",
+    )
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     args = parser.parse_args()
     if args.sample_batch and "nmix-softmax" in args.modes:
-        parser.error("--sample-batch: nmix-softmax differentiates through mu, a sampled minibatch has no gradient; "
-                     "allowed modes with it: nmix-egreedy, qmix-egreedy, me_qmix")
-    lines = ["| dynamics | game | greedy on the optimum | IGM (argmax Q_tot = greedy) | table within 0.5 | both | "
-             "most common greedy joint actions |", "|---|---|---|---|---|---|---|"]
+        parser.error(
+            "--sample-batch: nmix-softmax differentiates through mu, a sampled minibatch has no gradient; "
+            "allowed modes with it: nmix-egreedy, qmix-egreedy, me_qmix"
+        )
+    lines = [
+        "| dynamics | game | greedy on the optimum | IGM (argmax Q_tot = greedy) | table within 0.5 | both | "
+        "most common greedy joint actions |",
+        "|---|---|---|---|---|---|---|",
+    ]
     games = {"M4": M4, "M5": M5, "M1": M1}
     utilities = tabular_utilities(3) if args.utilities == "tabular" else agent_utilities()
     for mode in args.modes:
-        for game in (("M1",) if mode == "me_qmix" else ("M4", "M5", "M1") if mode == "qmix-egreedy" else ("M4", "M5")):
+        for game in ("M1",) if mode == "me_qmix" else ("M4", "M5", "M1") if mode == "qmix-egreedy" else ("M4", "M5"):
             payoff = np.asarray(games[game], np.float32)
             updates = args.me_updates if mode == "me_qmix" else args.updates
-            lane = lambda key: run_lane(key, jnp.asarray(payoff), mode, utilities, updates,  # noqa: E731
-                                        args.eps_end, args.eps_anneal, args.tau, args.lr, args.alpha_lr,
-                                        args.target_entropy, args.sample_batch)
+            lane = lambda key: run_lane(
+                key,
+                jnp.asarray(payoff),
+                mode,
+                utilities,
+                updates,  # noqa: E731
+                args.eps_end,
+                args.eps_anneal,
+                args.tau,
+                args.lr,
+                args.alpha_lr,
+                args.target_entropy,
+                args.sample_batch,
+            )
             t0 = time.perf_counter()
             out = jax.device_get(jax.jit(jax.vmap(lane))(jax.random.split(jax.random.key(0), args.lanes)))
             lines.append(summarise(mode, game, payoff, {k: np.asarray(v) for k, v in out.items()}))

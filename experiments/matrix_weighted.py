@@ -12,7 +12,8 @@ cell, the largest |Q_r - payoff| and the seeds whose potentially optimal set is 
     # the CI tests' setting (tests/test_weighted_matrix.py), tabulated every 10k env steps
     python -m experiments.matrix_weighted --steps 40000 --points 4 --extra algo.batch_size=32
     # the 3-agent game alone
-    python -m experiments.matrix_weighted --algos pow_qmix --no-two-agents --steps 20000 --points 8 --extra algo.batch_size=64
+    python -m experiments.matrix_weighted --algos pow_qmix --no-two-agents --steps 20000 --points 8 \
+        --extra algo.batch_size=64
 
 Settings of [POW] App. F.2: epsilon = 1 throughout, alpha = 0 for CW/OW/POW, POW tolerance 0.05, no
 warm-up, 8 envs, batch 128, 50k env steps.
@@ -32,10 +33,13 @@ M3, M1 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3",
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), 7.9 at (A,B)
 
 
-EXTRA = {"pow_qmix": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
-         "pow_vdn": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
-         "pow_qplex": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
-         "cw_qmix": ["algo.alpha=0.0"], "ow_qmix": ["algo.alpha=0.0"]}
+EXTRA = {
+    "pow_qmix": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
+    "pow_vdn": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
+    "pow_qplex": ["algo.alpha=0.0", "algo.pow_tolerance=0.05", "algo.pow_warmup_steps=0"],
+    "cw_qmix": ["algo.alpha=0.0"],
+    "ow_qmix": ["algo.alpha=0.0"],
+}
 
 
 def summarise(name: str, games: list[str], out: dict, steps: int, tolerance: float) -> list[str]:
@@ -49,9 +53,11 @@ def summarise(name: str, games: list[str], out: dict, steps: int, tolerance: flo
             q_opt = out["q_tot"][g][(slice(None), p) + opt]
             off_opt = np.abs(out["q_tot"][g][:, p] - payoff).reshape(seeds, -1)  # P1'': how exact is the rest
             off_opt[:, np.ravel_multi_index(opt, payoff.shape)] = 0.0
-            row = (f"| {name} | {game} | {steps * (p + 1) // points} | {hits.sum()}/{seeds} | "
-                   f"{(np.abs(q_opt - payoff[opt]) <= 0.5).sum()}/{seeds} | {np.array2string(q_opt, precision=2)} | "
-                   f"{np.array2string(off_opt.max(1), precision=2)} |")
+            row = (
+                f"| {name} | {game} | {steps * (p + 1) // points} | {hits.sum()}/{seeds} | "
+                f"{(np.abs(q_opt - payoff[opt]) <= 0.5).sum()}/{seeds} | {np.array2string(q_opt, precision=2)} | "
+                f"{np.array2string(off_opt.max(1), precision=2)} |"
+            )
             if "q_r" in out:
                 q_r, v_r = out["q_r"][g][:, p].reshape(seeds, -1), out["v_r"][g][:, p][:, None]
                 err = np.abs(q_r - payoff.reshape(1, -1)).max(1)
@@ -74,13 +80,17 @@ def main() -> None:
     parser.add_argument("--no-three-agents", action="store_true")
     parser.add_argument("--no-two-agents", action="store_true", help="only the 3-agent game")
     args = parser.parse_args()
-    lines = ["| algo | game | env steps | seeds greedy on the optimum | seeds with Q_tot(opt) within 0.5 of 8 "
-             "| Q_tot at the optimum per seed | max abs(Q_tot - payoff) off the optimum per seed "
-             "| seeds with Q_r within 0.5 everywhere | max abs(Q_r - payoff) "
-             "| seeds with only the optimum in the set |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| algo | game | env steps | seeds greedy on the optimum | seeds with Q_tot(opt) within 0.5 of 8 "
+        "| Q_tot at the optimum per seed | max abs(Q_tot - payoff) off the optimum per seed "
+        "| seeds with Q_r within 0.5 everywhere | max abs(Q_r - payoff) "
+        "| seeds with only the optimum in the set |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for algo in args.algos:
-        cfg = make_cfg(f"algo={algo}", "env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1",
-                       *EXTRA.get(algo, []), *args.extra)
+        cfg = make_cfg(
+            f"algo={algo}", "env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", *EXTRA.get(algo, []), *args.extra
+        )
         updates = args.steps // cfg.algo.num_envs
         tolerance = cfg.algo.extra.get("pow_tolerance", 0.0)
         t0 = time.perf_counter()

@@ -46,29 +46,60 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--eps-anneal", type=int, default=50_000)
     parser.add_argument("--warmup", type=int, default=None, help="POW warm-up env steps (default: config's)")
-    parser.add_argument("--extra", nargs="*", default=[],
-                        help="overrides for every algorithm, e.g. env.rows=3 env.cols=3 algo.batch_size=32")
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="overrides for every algorithm, e.g. env.rows=3 env.cols=3 algo.batch_size=32",
+    )
     args = parser.parse_args()
     rows = []
     for algo in args.algos:
-        extra = ["algo.pow_tolerance=1.0"] + ([f"algo.pow_warmup_steps={args.warmup}"] if args.warmup is not None
-                                              else []) if algo.startswith("pow") else []
-        cfg = make_cfg(f"algo={algo}", f"env={args.env}", f"env.penalty={args.penalty}", f"num_seeds={args.seeds}",
-                       f"total_timesteps={args.steps}", f"algo.eps_anneal_steps={args.eps_anneal}", *extra, *args.extra,
-                       run_dir=f"runs/experiments/predator_prey_weighted/{args.env}_p{args.penalty:g}/{algo}")
+        extra = (
+            ["algo.pow_tolerance=1.0"] + ([f"algo.pow_warmup_steps={args.warmup}"] if args.warmup is not None else [])
+            if algo.startswith("pow")
+            else []
+        )
+        cfg = make_cfg(
+            f"algo={algo}",
+            f"env={args.env}",
+            f"env.penalty={args.penalty}",
+            f"num_seeds={args.seeds}",
+            f"total_timesteps={args.steps}",
+            f"algo.eps_anneal_steps={args.eps_anneal}",
+            *extra,
+            *args.extra,
+            run_dir=f"runs/experiments/predator_prey_weighted/{args.env}_p{args.penalty:g}/{algo}",
+        )
         report = untrained_then_trained(cfg)
         mean, half = interval(report["trained"]["return"])
-        rows.append((algo, report["trained"]["return"], mean, half, float(np.mean(report["untrained"]["return"])),
-                     report["wall_s"]))
-        print(f"{algo}: final greedy return {np.round(report['trained']['return'], 2).tolist()} "
-              f"mean {mean:.1f} ± {half:.1f} ({report['wall_s']:.0f}s)", flush=True)
-    lines = [f"{args.env}, penalty {args.penalty:g}, {args.seeds} seeds, {args.steps} env steps per seed, "
-             f"epsilon annealed over {args.eps_anneal} steps{', ' + ' '.join(args.extra) if args.extra else ''}; "
-             "greedy evaluation at the end", "",
-             "| algo | final greedy return per seed | mean ± 95% CI | untrained (mean) | wall s |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {a} | {', '.join(f'{x:.1f}' for x in r)} | {m:.1f} ± {h:.1f} | {u:.1f} | {w:.0f} |"
-              for a, r, m, h, u, w in rows]
+        rows.append(
+            (
+                algo,
+                report["trained"]["return"],
+                mean,
+                half,
+                float(np.mean(report["untrained"]["return"])),
+                report["wall_s"],
+            )
+        )
+        print(
+            f"{algo}: final greedy return {np.round(report['trained']['return'], 2).tolist()} "
+            f"mean {mean:.1f} ± {half:.1f} ({report['wall_s']:.0f}s)",
+            flush=True,
+        )
+    lines = [
+        f"{args.env}, penalty {args.penalty:g}, {args.seeds} seeds, {args.steps} env steps per seed, "
+        f"epsilon annealed over {args.eps_anneal} steps{', ' + ' '.join(args.extra) if args.extra else ''}; "
+        "greedy evaluation at the end",
+        "",
+        "| algo | final greedy return per seed | mean ± 95% CI | untrained (mean) | wall s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a} | {', '.join(f'{x:.1f}' for x in r)} | {m:.1f} ± {h:.1f} | {u:.1f} | {w:.0f} |"
+        for a, r, m, h, u, w in rows
+    ]
     save_table(f"predator_prey_weighted_{args.env}", "\n".join(lines))
 
 

@@ -36,17 +36,27 @@ CLAIMS = {
     "S1": Claim("s2q_shift", "optimum", "S2Q follows the optimum to (C,C) after the shift (S2Q Fig. 1)"),
     "PP1-cw": Claim("wqmix_cw_predator_prey_p2", "return", "positive median test return at p = -2 (WQMIX Fig. 2)"),
     "PP1-ow": Claim("wqmix_ow_predator_prey_p2", "return", "positive median test return at p = -2 (WQMIX Fig. 2)"),
-    **{f"PP2-p{p}": Claim(f"pow_predator_prey_p{p}", "return", f"POW-QMIX ~ 40 at p = -{p} (POW Fig. 3, Table 1)")
-       for p in (3, 4, 5)},
+    **{
+        f"PP2-p{p}": Claim(f"pow_predator_prey_p{p}", "return", f"POW-QMIX ~ 40 at p = -{p} (POW Fig. 3, Table 1)")
+        for p in (3, 4, 5)
+    },
     "crossroads": Claim("pow_intersection", "win_rate", "POW-QMIX success 0.92, QMIX 0.28 (POW Table 1)"),
-    **{f"pow-{m}": Claim(f"pow_smac_{m}", "win_rate", f"POW-QMIX win rate {w} (POW Table 1)")
-       for m, w in (("3s_vs_5z", 1.00), ("corridor", 0.95), ("MMM2", 0.98))},
-    **{f"pow-smacv2-{r}": Claim(f"pow_smacv2_{r}", "return", f"POW-QMIX test return {v} (POW Table 1)")
-       for r, v in (("protoss", 18.8), ("terran", 19.0), ("zerg", 18.4))},
-    **{f"s2q-{m}": Claim(f"s2q_smac_{m}", "win_rate", "S2Q 73.4% averaged over SMAC-Hard+ (S2Q Table 1)")
-       for m in ("5m_vs_6m", "MMM2", "27m_vs_30m", "corridor", "6h_vs_8z", "3s5z_vs_3s6z")},
-    **{f"me-smacv2-{r}": Claim(f"me_smacv2_{r}", "win_rate", f"ME-QMIX win rate {v}% (ME Table 2)")
-       for r, v in (("protoss", 75.9), ("terran", 70.2), ("zerg", 50.8))},
+    **{
+        f"pow-{m}": Claim(f"pow_smac_{m}", "win_rate", f"POW-QMIX win rate {w} (POW Table 1)")
+        for m, w in (("3s_vs_5z", 1.00), ("corridor", 0.95), ("MMM2", 0.98))
+    },
+    **{
+        f"pow-smacv2-{r}": Claim(f"pow_smacv2_{r}", "return", f"POW-QMIX test return {v} (POW Table 1)")
+        for r, v in (("protoss", 18.8), ("terran", 19.0), ("zerg", 18.4))
+    },
+    **{
+        f"s2q-{m}": Claim(f"s2q_smac_{m}", "win_rate", "S2Q 73.4% averaged over SMAC-Hard+ (S2Q Table 1)")
+        for m in ("5m_vs_6m", "MMM2", "27m_vs_30m", "corridor", "6h_vs_8z", "3s5z_vs_3s6z")
+    },
+    **{
+        f"me-smacv2-{r}": Claim(f"me_smacv2_{r}", "win_rate", f"ME-QMIX win rate {v}% (ME Table 2)")
+        for r, v in (("protoss", 75.9), ("terran", 70.2), ("zerg", 50.8))
+    },
 }
 
 
@@ -56,8 +66,10 @@ def measured(result: dict, measure: str) -> str:
         m = result["matrix"]
         payoff = np.asarray(m["payoff"])
         opt = np.unravel_index(np.argmax(payoff), payoff.shape)
-        hits = [g is not None and tuple(g) == tuple(int(i) for i in opt) and abs(np.asarray(q)[opt] - payoff[opt]) <= 0.5
-                for g, q in zip(m["greedy_joint_action"], m["q_tot"])]
+        hits = [
+            g is not None and tuple(g) == tuple(int(i) for i in opt) and abs(np.asarray(q)[opt] - payoff[opt]) <= 0.5
+            for g, q in zip(m["greedy_joint_action"], m["q_tot"])
+        ]
         return f"{sum(hits)}/{len(hits)} seeds at the optimum {tuple(int(i) for i in opt)} (greedy, Q_tot within 0.5)"
     values = final["eval_win_rate"] if measure == "win_rate" else final["eval_return"]
     kept = [v for v in values if v is not None]
@@ -82,16 +94,24 @@ def main() -> None:
     from jaxfactor.runner.loop import run
 
     claim = CLAIMS[args.claim]
-    overrides = [f"experiment={claim.preset}", *(["env.simulator=fake"] if args.fake else []),
-                 *([f"total_timesteps={args.budget}"] if args.budget else []),
-                 *([f"num_seeds={args.seeds}"] if args.seeds else []), *args.overrides]
+    overrides = [
+        f"experiment={claim.preset}",
+        *(["env.simulator=fake"] if args.fake else []),
+        *([f"total_timesteps={args.budget}"] if args.budget else []),
+        *([f"num_seeds={args.seeds}"] if args.seeds else []),
+        *args.overrides,
+    ]
     cfg = make_cfg(*overrides, run_dir=f"runs/reproduce/{args.claim}")
     result = run(cfg)
-    paper_budget = make_cfg(f"experiment={claim.preset}", *(["env.simulator=fake"] if args.fake else [])).total_timesteps
+    paper_budget = make_cfg(
+        f"experiment={claim.preset}", *(["env.simulator=fake"] if args.fake else [])
+    ).total_timesteps
     scale = "" if cfg.total_timesteps == paper_budget else f" (the paper's budget: {paper_budget} env steps)"
     print(f"\n{args.claim}: paper: {claim.paper}")
-    print(f"{args.claim}: ours:  {measured(result, claim.measure)}; {cfg.num_seeds} seeds, "
-          f"{result['env_steps']:.0f} env steps each{scale}")
+    print(
+        f"{args.claim}: ours:  {measured(result, claim.measure)}; {cfg.num_seeds} seeds, "
+        f"{result['env_steps']:.0f} env steps each{scale}"
+    )
     print(f"command: python -m experiments.reproduce {' '.join(sys.argv[1:])}")
 
 

@@ -62,8 +62,11 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["s2q", "ow_qmix", "qmix"])
     parser.add_argument("--visitation", action="store_true", help="also print S2's visitation tables")
     args = parser.parse_args()
-    lines = ["| algo | greedy at 50k (phase 1), per seed | sub-values 1, 2 at 50k | env steps to (C,C) after the "
-             "shift, per seed | median | wall s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| algo | greedy at 50k (phase 1), per seed | sub-values 1, 2 at 50k | env steps to (C,C) after the "
+        "shift, per seed | median | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in args.algos:
         cfg = make_cfg(f"algo={name}", *COMMON, *EXTRA.get(name, []), f"num_seeds={args.seeds}")
         t0 = time.perf_counter()
@@ -72,17 +75,25 @@ def main() -> None:
         steps = out["env_steps"][0]
         p1 = int(np.searchsorted(steps, SHIFT_AT)) - 1  # last point of phase 1
         phase1 = [label(out["greedy"][s, p1]) for s in range(args.seeds)]
-        subs = ([" ".join(label(out["subvalue_greedy"][s, p1, k]) for k in (1, 2)) for s in range(args.seeds)]
-                if "subvalue_greedy" in out else ["-"])
+        subs = (
+            [" ".join(label(out["subvalue_greedy"][s, p1, k]) for k in (1, 2)) for s in range(args.seeds)]
+            if "subvalue_greedy" in out
+            else ["-"]
+        )
         switch = [follow_steps(out["greedy"][s], steps, (2, 2), SHIFT_AT) for s in range(args.seeds)]
-        lines.append(f"| {name} | {', '.join(phase1)} | {'; '.join(subs)} | "
-                     f"{', '.join('never' if np.isinf(x) else f'{x:.0f}' for x in switch)} | "
-                     f"{np.median(switch):.0f} | {wall:.0f} |")
+        lines.append(
+            f"| {name} | {', '.join(phase1)} | {'; '.join(subs)} | "
+            f"{', '.join('never' if np.isinf(x) else f'{x:.0f}' for x in switch)} | "
+            f"{np.median(switch):.0f} | {wall:.0f} |"
+        )
         print(lines[-1], flush=True)
     if args.visitation:
         for name in ("s2q", "qmix"):
-            lines += ["", f"S2 visitation of {name}'s training policy after 50k steps (rows agent 0):",
-                      np.array2string(visitation(name, args.seeds, SHIFT_AT), precision=3)]
+            lines += [
+                "",
+                f"S2 visitation of {name}'s training policy after 50k steps (rows agent 0):",
+                np.array2string(visitation(name, args.seeds, SHIFT_AT), precision=3),
+            ]
     save_table("s2q_shift", "\n".join(lines))
 
 

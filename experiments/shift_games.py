@@ -49,6 +49,7 @@ def three_agent_shift() -> tuple[list, list]:
             same = len(set(u)) == 1
             t[u] = values[u[0]] if same else (-12 if n_a > 0 else 0)
         return t.tolist()
+
     return table((8, 7, 6)), table((6, 5, 10))
 
 
@@ -81,8 +82,9 @@ def run_group(algo: str, names: list[str], seeds: int, every: int, extra: list[s
     overrides = PRESET.get(algo, []) if preset else []
     cfg = make_cfg(f"algo={algo}", *COMMON, *overrides, *extra, f"num_seeds={seeds}")
     t0 = time.perf_counter()
-    out = train_matrix_games(cfg, before, seeds, total // cfg.algo.num_envs, points=total // every,
-                             payoffs_after=after, shift_at=shift_at)
+    out = train_matrix_games(
+        cfg, before, seeds, total // cfg.algo.num_envs, points=total // every, payoffs_after=after, shift_at=shift_at
+    )
     wall = time.perf_counter() - t0
     results = []
     for g, name in enumerate(names):
@@ -91,9 +93,15 @@ def run_group(algo: str, names: list[str], seeds: int, every: int, extra: list[s
         old, new = optimum(before[g]), optimum(after[g])
         greedy = out["greedy"][g]
         follow = np.array([follow_steps(greedy[s], steps, new, shift_at) for s in range(seeds)])
-        res = {"algo": algo, "game": name, "seeds": seeds, "wall": wall / len(names),
-               "old_at_shift": int((greedy[:, at_shift] == np.asarray(old)).all(-1).sum()),
-               "followed": int(np.isfinite(follow).sum()), "follow": follow}
+        res = {
+            "algo": algo,
+            "game": name,
+            "seeds": seeds,
+            "wall": wall / len(names),
+            "old_at_shift": int((greedy[:, at_shift] == np.asarray(old)).all(-1).sum()),
+            "followed": int(np.isfinite(follow).sum()),
+            "follow": follow,
+        }
         if "subvalue_greedy" in out:  # [S, P, K+1, n]
             subs = out["subvalue_greedy"][g][:, at_shift, 1:]
             res["new_in_subvalues"] = int((subs == np.asarray(new)).all(-1).any(-1).sum())
@@ -104,10 +112,12 @@ def run_group(algo: str, names: list[str], seeds: int, every: int, extra: list[s
 def row(r: dict, label: str) -> str:
     follow = ", ".join("never" if np.isinf(x) else f"{x / 1000:.0f}k" for x in r["follow"])
     med = np.median(r["follow"])
-    return (f"| {label} | {r['algo']} | {r['game']} | {r['old_at_shift']}/{r['seeds']} | "
-            f"{r.get('new_in_subvalues', '–')}{'/' + str(r['seeds']) if 'new_in_subvalues' in r else ''} | "
-            f"{r['followed']}/{r['seeds']} | {'never' if np.isinf(med) else f'{med:.0f}'} | {follow} | "
-            f"{r['wall']:.0f} |")
+    return (
+        f"| {label} | {r['algo']} | {r['game']} | {r['old_at_shift']}/{r['seeds']} | "
+        f"{r.get('new_in_subvalues', '–')}{'/' + str(r['seeds']) if 'new_in_subvalues' in r else ''} | "
+        f"{r['followed']}/{r['seeds']} | {'never' if np.isinf(med) else f'{med:.0f}'} | {follow} | "
+        f"{r['wall']:.0f} |"
+    )
 
 
 def main() -> None:
@@ -124,9 +134,12 @@ def main() -> None:
     for name in args.games:  # one program per (agents, shift time, budget)
         before, _, shift_at, total = GAMES[name]
         groups.setdefault((np.ndim(before), shift_at, total), []).append(name)
-    lines = ["| settings | algo | game | seeds greedy on the old optimum at the shift | S2Q: seeds with the new "
-             "optimum among sub-values 1..K at the shift | seeds on the new optimum for good | median env steps "
-             "to it after the shift | per seed | wall s per game |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| settings | algo | game | seeds greedy on the old optimum at the shift | S2Q: seeds with the new "
+        "optimum among sub-values 1..K at the shift | seeds on the new optimum for good | median env steps "
+        "to it after the shift | per seed | wall s per game |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for algo in args.algos:
         for names in groups.values():
             for r in run_group(algo, names, args.seeds, args.every, args.extra, not args.no_preset):

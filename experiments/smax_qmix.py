@@ -23,13 +23,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--run-dir", default="runs/experiments/smax_qmix")
     args = parser.parse_args()
-    cfg = make_cfg("algo=qmix", "env=smax_3m", f"num_seeds={args.seeds}", f"total_timesteps={args.steps}",
-                   "eval_every_steps=20000", run_dir=args.run_dir)
+    cfg = make_cfg(
+        "algo=qmix",
+        "env=smax_3m",
+        f"num_seeds={args.seeds}",
+        f"total_timesteps={args.steps}",
+        "eval_every_steps=20000",
+        run_dir=args.run_dir,
+    )
     report = untrained_then_trained(cfg)
     print(json.dumps(report, indent=2))
-    print(f"greedy win rate: untrained {np.mean(report['untrained']['win_rate']):.2f} -> trained "
-          f"{np.mean(report['trained']['win_rate']):.2f} after {report['steps_per_seed']:.0f} env steps per seed "
-          f"({report['wall_s']:.0f}s)")
+    print(
+        f"greedy win rate: untrained {np.mean(report['untrained']['win_rate']):.2f} -> trained "
+        f"{np.mean(report['trained']['win_rate']):.2f} after {report['steps_per_seed']:.0f} env steps per seed "
+        f"({report['wall_s']:.0f}s)"
+    )
 
 
 if __name__ == "__main__":

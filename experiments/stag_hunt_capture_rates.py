@@ -31,33 +31,50 @@ def random_play_rates(env: StagHunt, episodes: int, seed: int = 0) -> dict[str, 
             actions = uniform_available(k_act, ts.avail)
             state, next_ts = env.step(k_env, state, actions)
             live = ~done
-            return (state, next_ts, done | next_ts.terminal), ((next_ts.reward > 0) & live, (next_ts.reward < 0) & live, live)
+            return (state, next_ts, done | next_ts.terminal), (
+                (next_ts.reward > 0) & live,
+                (next_ts.reward < 0) & live,
+                live,
+            )
 
         keys = jax.random.split(jax.random.fold_in(key, 1), env.spec.episode_limit)
         _, (captures, misses, live) = jax.lax.scan(step, (state, ts, np.bool_(False)), keys)
         return captures.sum(), misses.sum(), live.sum()
 
     captures, misses, length = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(seed), episodes))
-    return {"captures": float(np.mean(captures)), "misses": float(np.mean(misses)), "length": float(np.mean(length)),
-            "capture_share": float(np.sum(captures) / np.sum(length))}
+    return {
+        "captures": float(np.mean(captures)),
+        "misses": float(np.mean(misses)),
+        "length": float(np.mean(length)),
+        "capture_share": float(np.sum(captures) / np.sum(length)),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grids", nargs="+", default=["6x6:4:2:50", "4x4:2:1:20", "3x3:2:1:20", "4x4:4:2:20",
-                                                       "4x4:6:2:20", "3x3:4:2:10"])
+    parser.add_argument(
+        "--grids",
+        nargs="+",
+        default=["6x6:4:2:50", "4x4:2:1:20", "3x3:2:1:20", "4x4:4:2:20", "4x4:6:2:20", "3x3:4:2:10"],
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     args = parser.parse_args()
-    print("| grid, agents, stags, limit | captures per episode | mis-catch steps per episode | captures per transition |")
+    print(
+        "| grid, agents, stags, limit | captures per episode | mis-catch steps per episode | captures per transition |"
+    )
     print("|---|---|---|---|")
     for grid in args.grids:
         size, agents, stags, limit = grid.split(":")
         rows, cols = (int(x) for x in size.split("x"))
-        env = StagHunt(rows=rows, cols=cols, num_agents=int(agents), num_stags=int(stags), penalty=-4.0,
-                       episode_limit=int(limit))
+        env = StagHunt(
+            rows=rows, cols=cols, num_agents=int(agents), num_stags=int(stags), penalty=-4.0, episode_limit=int(limit)
+        )
         r = random_play_rates(env, args.episodes)
-        print(f"| {rows}×{cols}, {agents}, {stags}, {limit} | {r['captures']:.3f} | {r['misses']:.2f} | "
-              f"{r['capture_share']:.4f} |", flush=True)
+        print(
+            f"| {rows}×{cols}, {agents}, {stags}, {limit} | {r['captures']:.3f} | {r['misses']:.2f} | "
+            f"{r['capture_share']:.4f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,16 @@ def episode_shapes(spec: EnvSpec, segment_length: int | None = None) -> Episodes
     T = spec.episode_limit + 1 if segment_length is None else segment_length + 1
     N, A = spec.num_agents, spec.num_actions
     sds, stored = jax.ShapeDtypeStruct, jnp.dtype(spec.obs_dtype)
-    return Episodes(obs=sds((T, N, spec.obs_dim), stored), state=sds((T, spec.state_dim), stored),
-                    avail=sds((T, N, A), jnp.bool_), actions=sds((T, N), jnp.int32),
-                    reward=sds((T,), jnp.float32), terminal=sds((T,), jnp.bool_), filled=sds((T,), jnp.bool_),
-                    start=None if segment_length is None else sds((T,), jnp.bool_))
+    return Episodes(
+        obs=sds((T, N, spec.obs_dim), stored),
+        state=sds((T, spec.state_dim), stored),
+        avail=sds((T, N, A), jnp.bool_),
+        actions=sds((T, N), jnp.int32),
+        reward=sds((T,), jnp.float32),
+        terminal=sds((T,), jnp.bool_),
+        filled=sds((T,), jnp.bool_),
+        start=None if segment_length is None else sds((T,), jnp.bool_),
+    )
 
 
 def estimate_bytes(spec: EnvSpec, capacity: int, segment_length: int | None = None) -> int:
@@ -53,8 +59,9 @@ def available_memory_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_memory(spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: float,
-                 segment_length: int | None = None) -> int:
+def check_memory(
+    spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: float, segment_length: int | None = None
+) -> int:
     """Fail fast, before allocating, if the replay buffers would not fit. Returns the total bytes."""
     total = estimate_bytes(spec, capacity, segment_length) * num_seeds
     free = available_memory_bytes()
@@ -64,7 +71,8 @@ def check_memory(spec: EnvSpec, capacity: int, num_seeds: int, max_fraction: flo
             f"replay buffers need {total / 2**30:.2f} GiB ({num_seeds} seeds x algo.buffer_size={capacity} "
             f"{rows} x {estimate_bytes(spec, 1, segment_length) / 2**10:.1f} KiB), more than "
             f"max_buffer_memory_fraction={max_fraction} of the {free / 2**30:.2f} GiB free; lower algo.buffer_size or "
-            "num_seeds")
+            "num_seeds"
+        )
     return total
 
 
@@ -80,11 +88,13 @@ def add(buffer: BufferState, episodes: Episodes, valid: jax.Array | None = None)
     valid = jnp.ones(episodes.reward.shape[:1], bool) if valid is None else valid
     rank = jnp.cumsum(valid.astype(jnp.int32)) - 1  # position among the valid rows
     idx = jnp.where(valid, (buffer.insert_pos + rank) % capacity, capacity)  # out of range: dropped
-    data = jax.tree.map(lambda store, new: store.at[idx].set(new.astype(store.dtype), mode="drop"), buffer.data,
-                        episodes)  # obs and state in the env's storage dtype
+    data = jax.tree.map(
+        lambda store, new: store.at[idx].set(new.astype(store.dtype), mode="drop"), buffer.data, episodes
+    )  # obs and state in the env's storage dtype
     num = jnp.sum(valid.astype(jnp.int32))
-    return BufferState(data=data, insert_pos=(buffer.insert_pos + num) % capacity,
-                       size=jnp.minimum(buffer.size + num, capacity))
+    return BufferState(
+        data=data, insert_pos=(buffer.insert_pos + num) % capacity, size=jnp.minimum(buffer.size + num, capacity)
+    )
 
 
 def sample(buffer: BufferState, key: jax.Array, batch_size: int) -> Episodes:

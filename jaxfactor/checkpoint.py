@@ -13,8 +13,9 @@ import dataclasses
 import logging
 import sys
 import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 
@@ -26,8 +27,19 @@ FORMAT = 2
 """Bumped whenever the saved tree changes; a checkpoint of another format is refused (2: counters moved from
 the runner into the learner state)."""
 
-RESUMABLE_CHANGES = ("total_timesteps", "progress", "run_dir", "resume", "resume_step", "max_buffer_memory_fraction",
-                     "num_devices", "logger", "checkpoint", "host", "distributed")
+RESUMABLE_CHANGES = (
+    "total_timesteps",
+    "progress",
+    "run_dir",
+    "resume",
+    "resume_step",
+    "max_buffer_memory_fraction",
+    "num_devices",
+    "logger",
+    "checkpoint",
+    "host",
+    "distributed",
+)
 """Top-level keys (or sections) a resume may change; everything else must match the checkpoint."""
 
 
@@ -47,6 +59,7 @@ def _saveable(tree: Any) -> Any:
 
 def key_data_target(abstract: Any) -> Any:
     """A restore target: typed-key leaves of an abstract (ShapeDtypeStruct) tree as their raw uint32 data."""
+
     def leaf(x):
         if is_key(x):
             data = jax.eval_shape(jax.random.key_data, x)
@@ -74,14 +87,18 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], source: str) -> None:
     """Refuse to resume a checkpoint under a config that changes anything but RESUMABLE_CHANGES."""
     a, b = _flatten(saved), _flatten(current)
-    differ = [k for k in sorted(set(a) | set(b))
-              if k.split(".")[0] not in RESUMABLE_CHANGES and a.get(k, "<absent>") != b.get(k, "<absent>")]
+    differ = [
+        k
+        for k in sorted(set(a) | set(b))
+        if k.split(".")[0] not in RESUMABLE_CHANGES and a.get(k, "<absent>") != b.get(k, "<absent>")
+    ]
     if differ:
-        shown = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}"
-                          for k in differ[:4])
+        shown = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}" for k in differ[:4])
         more = f" (and {len(differ) - 4} more)" if len(differ) > 4 else ""
-        raise ConfigError(f"resume: the config differs from the checkpoint's in {source}: {shown}{more}; "
-                          f"allowed to change on resume: {', '.join(RESUMABLE_CHANGES)}")
+        raise ConfigError(
+            f"resume: the config differs from the checkpoint's in {source}: {shown}{more}; "
+            f"allowed to change on resume: {', '.join(RESUMABLE_CHANGES)}"
+        )
 
 
 def _from_a_failed_read(unraisable: Any) -> bool:
@@ -119,8 +136,10 @@ class Checkpointer:
         self.include_buffer = include_buffer
         self._last_saved: int | None = None
         self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
-            item_names=("state", "meta"))
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            item_names=("state", "meta"),
+        )
 
     def _tree(self, runner: Any) -> dict[str, Any]:
         fields = {f.name: getattr(runner, f.name) for f in dataclasses.fields(runner)}
@@ -135,10 +154,20 @@ class Checkpointer:
             return False
         self._last_saved = step
         ocp = self._ocp
-        meta = {**meta, "format": FORMAT, "jaxfactor_version": jaxfactor.__version__,
-                "jax_version": jax.__version__, "has_buffer": self.include_buffer, "processes": jax.process_count()}
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_saveable(self._tree(runner))),
-                                                         meta=ocp.args.JsonSave(meta)))
+        meta = {
+            **meta,
+            "format": FORMAT,
+            "jaxfactor_version": jaxfactor.__version__,
+            "jax_version": jax.__version__,
+            "has_buffer": self.include_buffer,
+            "processes": jax.process_count(),
+        }
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(_saveable(self._tree(runner))), meta=ocp.args.JsonSave(meta)
+            ),
+        )
         return True
 
     def wait(self) -> None:
@@ -150,13 +179,16 @@ class Checkpointer:
     def _meta(self, step: int) -> dict[str, Any]:
         meta = self.manager.restore(step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
         if meta.get("format") != FORMAT:
-            raise ConfigError(f"checkpoint format {meta.get('format')} in {self.directory} is not "
-                              f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
-                              f"{jaxfactor.__version__}")
+            raise ConfigError(
+                f"checkpoint format {meta.get('format')} in {self.directory} is not "
+                f"this version's ({FORMAT}); allowed: checkpoints written by jaxfactor "
+                f"{jaxfactor.__version__}"
+            )
         return meta
 
-    def _newest_readable(self, step: int | None, read: Callable[[int, dict], Any], set_aside: bool = False
-                         ) -> tuple[int, Any, dict]:
+    def _newest_readable(
+        self, step: int | None, read: Callable[[int, dict], Any], set_aside: bool = False
+    ) -> tuple[int, Any, dict]:
         """(step, read(step, meta), meta) of `step`, or of the newest checkpoint that reads: a damaged newer one is
         passed over with a one-line notice (and, with `set_aside`, renamed to <step>.unreadable so that the
         continuing run saves that step again)."""
@@ -165,8 +197,10 @@ class Checkpointer:
             raise ConfigError(f"no checkpoint under {self.directory}")
         if step is not None:
             if step not in steps:
-                raise ConfigError(f"step={step} is not a checkpoint under {self.directory}; allowed: "
-                                  f"{', '.join(map(str, sorted(steps)))}")
+                raise ConfigError(
+                    f"step={step} is not a checkpoint under {self.directory}; allowed: "
+                    f"{', '.join(map(str, sorted(steps)))}"
+                )
             steps = [step]
         damaged = []
         _quiet_failed_reads()  # installed before reading: a failed read's stragglers start before it raises
@@ -183,10 +217,14 @@ class Checkpointer:
             if damaged:
                 aside = ""
                 if set_aside:
-                    self._rename_aside(steps[:steps.index(s)], "unreadable")
+                    self._rename_aside(steps[: steps.index(s)], "unreadable")
                     aside = " (renamed to <step>.unreadable)"
-                say(f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
-                      f"{aside}; using checkpoint {s}", file=sys.stderr, flush=True)
+                say(
+                    f"jaxfactor: checkpoint(s) {', '.join(damaged)} under {self.directory} could not be read"
+                    f"{aside}; using checkpoint {s}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return s, value, meta
         raise ConfigError(f"no readable checkpoint under {self.directory}: {'; '.join(damaged)}")
 
@@ -208,8 +246,12 @@ class Checkpointer:
         newer = sorted(s for s in self.manager.all_steps() if s > step)
         if newer:
             self._rename_aside(newer, "superseded")
-            say(f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
-                  f"under {self.directory} were renamed to <step>.superseded", file=sys.stderr, flush=True)
+            say(
+                f"jaxfactor: resuming from checkpoint {step}; the newer checkpoint(s) {', '.join(map(str, newer))} "
+                f"under {self.directory} were renamed to <step>.superseded",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def read_meta(self, step: int | None = None) -> tuple[int, dict[str, Any]]:
         """(step, meta) of `step` (default: the newest readable), checked for this version's format."""
@@ -237,8 +279,11 @@ class Checkpointer:
         item = {"learner": {"params": abstract_params}}
 
         def read(s: int, meta: dict) -> Any:
-            args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
-                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
+            args = ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True
+                )
+            )
             return self.manager.restore(s, args=args)["state"]["learner"]["params"]
 
         _, params, meta = self._newest_readable(step, read)

@@ -4,7 +4,8 @@ allowed values (Hydra's own messages span several lines and a stack trace hint).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -50,12 +51,12 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     return _compose(overrides)
 
 
-def load_config(overrides: Sequence[str] = (), **keys: Any) -> "RunConfig":
+def load_config(overrides: Sequence[str] = (), **keys: Any) -> RunConfig:
     """Compose configs/ with CLI-style overrides (plus `key=value` keyword overrides), then type and
     validate: the one path from overrides to a frozen RunConfig (CLI, tests and experiments)."""
-    from jaxfactor.config import from_dict
-
     from omegaconf.errors import OmegaConfBaseException
+
+    from jaxfactor.config import from_dict
 
     cfg = compose_config([*overrides, *(f"{k}={v}" for k, v in keys.items())])
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 class ConfigError(ValueError):
@@ -41,6 +41,8 @@ def check_output_path(field: str, path: str | Path, suffixes: tuple[str, ...]) -
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent  # the nearest existing ancestor must let us create the rest
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{field}={path} cannot be written ({parent} is not a writable directory); "
-                          "allowed: a path in a writable directory")
+        raise ConfigError(
+            f"{field}={path} cannot be written ({parent} is not a writable directory); "
+            "allowed: a path in a writable directory"
+        )
     return path

@@ -63,12 +63,14 @@ def _has_wandb_login() -> bool:
 class RunLogger:
     """metrics.jsonl (+ W&B). `run_id` is kept in checkpoints so a resume continues the same W&B run."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, resume_chunk: int | None = None,
-                 wandb_run_id: str | None = None):
+    def __init__(self, cfg: RunConfig, run_dir: Path, resume_chunk: int | None = None, wandb_run_id: str | None = None):
         self.cfg, self.run_dir = cfg, run_dir
         path = run_dir / "metrics.jsonl"
-        kept = [r for r in read_metrics(path) if r["chunk"] <= resume_chunk] \
-            if resume_chunk is not None and path.exists() else []
+        kept = (
+            [r for r in read_metrics(path) if r["chunk"] <= resume_chunk]
+            if resume_chunk is not None and path.exists()
+            else []
+        )
         self.file = path.open("w")
         for record in kept:  # a resume drops what was logged after the checkpoint and logs it again
             self.file.write(json.dumps(record) + "\n")
@@ -84,21 +86,34 @@ class RunLogger:
         lg = self.cfg.logger
         mode = lg.mode
         if mode == "online" and not _has_wandb_login():
-            print("jaxfactor: W&B: no login found (set WANDB_API_KEY or run `wandb login`); logging offline "
-                  f"under {self.run_dir}/wandb (upload later with `wandb sync`)", file=sys.stderr)
+            print(
+                "jaxfactor: W&B: no login found (set WANDB_API_KEY or run `wandb login`); logging offline "
+                f"under {self.run_dir}/wandb (upload later with `wandb sync`)",
+                file=sys.stderr,
+            )
             mode = "offline"
-        kwargs = dict(project=lg.project, entity=lg.entity, group=lg.group, tags=list(lg.tags) or None,
-                      config=to_dict(self.cfg), dir=str(self.run_dir), id=run_id,
-                      resume="allow" if run_id else None,
-                      name=f"{self.cfg.algo.name}-{self.cfg.env.name}-{self.run_dir.name}")
+        kwargs = dict(
+            project=lg.project,
+            entity=lg.entity,
+            group=lg.group,
+            tags=list(lg.tags) or None,
+            config=to_dict(self.cfg),
+            dir=str(self.run_dir),
+            id=run_id,
+            resume="allow" if run_id else None,
+            name=f"{self.cfg.algo.name}-{self.cfg.env.name}-{self.run_dir.name}",
+        )
         settings = wandb.Settings(init_timeout=60, console="off", quiet=True)
         try:
             return wandb.init(mode=mode, settings=settings, **kwargs)
         except Exception as e:  # unreachable server, bad entity, ...: never hang or kill the run
             if mode != "online":
                 raise
-            print(f"jaxfactor: W&B online start failed ({str(e).splitlines()[0][:200]}); logging offline "
-                  f"under {self.run_dir}/wandb", file=sys.stderr)
+            print(
+                f"jaxfactor: W&B online start failed ({str(e).splitlines()[0][:200]}); logging offline "
+                f"under {self.run_dir}/wandb",
+                file=sys.stderr,
+            )
             return wandb.init(mode="offline", settings=settings, **kwargs)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -120,10 +135,18 @@ class RunLogger:
     def log_summary(self, summary: dict[str, Any]) -> None:
         if self.run is None:
             return
-        self.run.summary.update({"perf/compile_s": summary["compile_s"], "perf/steps_per_s": summary["steps_per_s"],
-                                 "final/eval_return_mean": summary["final"]["eval_return_mean"],
-                                 **({"final/eval_win_rate_mean": summary["final"]["eval_win_rate_mean"]}
-                                    if "eval_win_rate_mean" in summary["final"] else {})})
+        self.run.summary.update(
+            {
+                "perf/compile_s": summary["compile_s"],
+                "perf/steps_per_s": summary["steps_per_s"],
+                "final/eval_return_mean": summary["final"]["eval_return_mean"],
+                **(
+                    {"final/eval_win_rate_mean": summary["final"]["eval_win_rate_mean"]}
+                    if "eval_win_rate_mean" in summary["final"]
+                    else {}
+                ),
+            }
+        )
 
     def close(self) -> None:
         self.file.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +38,10 @@ def format_matrix_report(payoff: np.ndarray, matrix: dict[str, list]) -> str:
     healthy = [s for s, g in enumerate(matrix["greedy_joint_action"]) if g is not None]
     hits = sum(payoff[tuple(matrix["greedy_joint_action"][s])] == payoff.max() for s in healthy)
     left_out = len(matrix["greedy_joint_action"]) - len(healthy)
-    lines.append(f"{hits}/{len(healthy)} seeds act greedily on an optimal joint action"
-                 + (f" ({left_out} diverged, left out)" if left_out else ""))
+    lines.append(
+        f"{hits}/{len(healthy)} seeds act greedily on an optimal joint action"
+        + (f" ({left_out} diverged, left out)" if left_out else "")
+    )
     if n == 2:
         lines.append(np.array2string(payoff, precision=2, suppress_small=True))
     for s, g in enumerate(matrix["greedy_joint_action"]):
@@ -46,14 +49,19 @@ def format_matrix_report(payoff: np.ndarray, matrix: dict[str, list]) -> str:
             lines.append(f"seed {s}: DIVERGED (non-finite losses): no learned table")
             continue
         q = np.asarray(matrix["q_tot"][s])
-        lines.append(f"seed {s}: greedy joint action {_label(g)}  payoff there {payoff[tuple(g)]:g}  "
-                     f"Q_tot there {q[tuple(g)]:.2f}")
+        lines.append(
+            f"seed {s}: greedy joint action {_label(g)}  payoff there {payoff[tuple(g)]:g}  "
+            f"Q_tot there {q[tuple(g)]:.2f}"
+        )
         if n == 2:
-            lines.append("  learned Q_tot:\n  " + np.array2string(q, precision=2, suppress_small=True)
-                         .replace("\n", "\n  "))
+            lines.append(
+                "  learned Q_tot:\n  " + np.array2string(q, precision=2, suppress_small=True).replace("\n", "\n  ")
+            )
         for i in range(n):
-            lines.append(f"  utilities Q_{i}: " + np.array2string(np.asarray(matrix["utilities"][s][i]), precision=2,
-                                                                      suppress_small=True))
+            lines.append(
+                f"  utilities Q_{i}: "
+                + np.array2string(np.asarray(matrix["utilities"][s][i]), precision=2, suppress_small=True)
+            )
     return "\n".join(lines)
 
 
@@ -63,8 +71,12 @@ def matrix_summary(env: MatrixGame, algo, params, env_steps: float, diverged: np
     _, ts = env.reset(jax.random.key(0))
     tables = jax.device_get(jax.vmap(lambda p: algo.extras["q_table"](p, ts))(params))
     per_lane = lambda x: [None if d else v for v, d in zip(np.asarray(x).tolist(), diverged)]  # noqa: E731
-    return {"payoff": env.payoff_in_force(env_steps).tolist(), "q_tot": per_lane(tables["q_tot"]),
-            "greedy_joint_action": per_lane(tables["greedy"]), "utilities": per_lane(tables["utilities"])}
+    return {
+        "payoff": env.payoff_in_force(env_steps).tolist(),
+        "q_tot": per_lane(tables["q_tot"]),
+        "greedy_joint_action": per_lane(tables["greedy"]),
+        "utilities": per_lane(tables["utilities"]),
+    }
 
 
 def permute_actions(payoff: Sequence, *orders: Sequence[int]) -> list:
@@ -92,9 +104,15 @@ def three_agent_m3() -> list:
     return table.tolist()
 
 
-def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, updates: int,
-                       points: int | None = None, payoffs_after: Sequence | None = None,
-                       shift_at: int | None = None) -> dict[str, np.ndarray]:
+def train_matrix_games(
+    cfg: RunConfig,
+    payoffs: Sequence,
+    seeds_per_game: int,
+    updates: int,
+    points: int | None = None,
+    payoffs_after: Sequence | None = None,
+    shift_at: int | None = None,
+) -> dict[str, np.ndarray]:
     """Returns q_table outputs stacked [G, S, ...] (utilities, greedy, q_tot, q_star, q_r, v_r where present)
     plus the final-update metrics. With `points`, the tables and metrics after every updates // points
     updates instead, stacked [G, S, P, ...]. With `payoffs_after` (one per game) and `shift_at`, game g pays
@@ -111,8 +129,11 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
     a = cfg.algo
 
     def lane(key, payoff, after):
-        env = MatrixGame(payoff, validated=True) if shift_at is None else \
-            MatrixGame(payoff, payoff_after=after, shift_at=shift_at, validated=True)
+        env = (
+            MatrixGame(payoff, validated=True)
+            if shift_at is None
+            else MatrixGame(payoff, payoff_after=after, shift_at=shift_at, validated=True)
+        )
         runner = init_lane(algo, a.buffer_size, key)
         _, ts = env.reset(key)
         if points is None:
@@ -124,12 +145,17 @@ def train_matrix_games(cfg: RunConfig, payoffs: Sequence, seeds_per_game: int, u
     per_lane = lambda t: jnp.repeat(jnp.asarray(t), seeds_per_game, axis=0)  # noqa: E731
     out, metrics = jax.device_get(jax.jit(over_lanes(lane))(keys, per_lane(tables), per_lane(afters)))
     reshape = lambda x: np.asarray(x).reshape((G, seeds_per_game) + np.shape(x)[1:])  # noqa: E731
-    return {**{k: reshape(v) for k, v in out.items()}, "metrics": {k: reshape(v) for k, v in metrics.items()},
-            "payoffs": tables, "payoffs_after": afters}
+    return {
+        **{k: reshape(v) for k, v in out.items()},
+        "metrics": {k: reshape(v) for k, v in metrics.items()},
+        "payoffs": tables,
+        "payoffs_after": afters,
+    }
 
 
-def tables_over_training(cfg: RunConfig, algo, env, runner, ts, updates_per_point: int, points: int
-                         ) -> tuple[dict, dict]:
+def tables_over_training(
+    cfg: RunConfig, algo, env, runner, ts, updates_per_point: int, points: int
+) -> tuple[dict, dict]:
     """One lane: `points` times, train `updates_per_point` updates, then tabulate `q_table` at `ts` (plus
     `env_steps`) and keep the last update's metrics. -> (tables [P, ...], metrics [P, ...])."""
     chunk = make_chunk(algo, env, cfg.algo.num_envs, cfg.algo.batch_size, updates_per_point)

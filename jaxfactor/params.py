@@ -3,33 +3,47 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from jaxfactor.errors import ConfigError
 
 
-def check_params(kind: str, params: Mapping[str, Any], required: tuple[str, ...],
-                 optional: tuple[str, ...] = ()) -> None:
+def check_params(
+    kind: str, params: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> None:
     """Every kind-specific key must be known to the kind, and required ones present."""
     allowed = required + optional
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ConfigError(f"env.{unknown[0]} is not a key of env kind '{kind}'; allowed: "
-                          f"{', '.join(allowed) or '(none)'}")
+        raise ConfigError(
+            f"env.{unknown[0]} is not a key of env kind '{kind}'; allowed: {', '.join(allowed) or '(none)'}"
+        )
     missing = [k for k in required if params.get(k) is None]
     if missing:
         raise ConfigError(f"env.{missing[0]} is required for env kind '{kind}'")
 
 
-def number(field: str, value: Any, *, integer: bool = False, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> float | int:
+def number(
+    field: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float | int:
     """A numeric env parameter checked for type, finiteness and range (one-line error naming env.<field>)."""
     kind = "an integer" if integer else "a number"
     if integer and isinstance(value, float) and value.is_integer():
         value = int(value)  # 4.0 from the command line
     numeric = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
-    if isinstance(value, bool) or not numeric or (low is not None and (value <= low if low_open else value < low)) \
-            or (high is not None and value > high):
+    if (
+        isinstance(value, bool)
+        or not numeric
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and value > high)
+    ):
         lo, hi = "-inf" if low is None else f"{low:g}", "inf)" if high is None else f"{high:g}]"
         bounds = f"{'(' if low_open else '['}{lo}, {hi}"
         problem = "is out of range" if numeric and not isinstance(value, bool) else f"is not {kind}"

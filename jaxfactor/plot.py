@@ -44,8 +44,9 @@ def load_curves(run_dir: str | Path, metric: str) -> dict[str, tuple[np.ndarray,
     return {f"{name} {grid_label(p)}": (steps, per_point[g]) for g, p in enumerate(grid)}
 
 
-def iqm_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 2000, seed: int = 0
-               ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def iqm_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 2000, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """label -> (steps, IQM [P], 95% CI [2, P]) with rliable's stratified bootstrap over seeds."""
     from rliable import library as rly
     from rliable import metrics
@@ -59,8 +60,7 @@ def iqm_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 200
     return {label: (curves[label][0], point[label], interval[label]) for label in curves}
 
 
-def plot(run_dirs: list[str], metric: str = "eval/return", out: str | Path = "curves.png", reps: int = 2000
-         ) -> Path:
+def plot(run_dirs: list[str], metric: str = "eval/return", out: str | Path = "curves.png", reps: int = 2000) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,8 +3,9 @@ stag-hunt predator-prey. Host-side only (matplotlib), never inside training."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -15,16 +16,21 @@ from jaxfactor.errors import ConfigError
 from jaxfactor.runner.rollout import rollout
 
 
-def record_episode(algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, t_env: jax.Array | int = 0
-                   ) -> dict[str, Any]:
+def record_episode(
+    algo: Algorithm, env: JaxEnv, params: Params, key: jax.Array, t_env: jax.Array | int = 0
+) -> dict[str, Any]:
     """One greedy episode of one env through the device rollout: env states before every slot [L+1]
     (repeating the final one after the end), env-step keys and actions [L], and the number of real steps
     (jittable)."""
     L = env.spec.episode_limit
     episodes, stats, trace = rollout(algo, env, algo.greedy(params, t_env), key, 1, greedy=True, record=True)
     first = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731  the one env
-    return {"states": first(trace["states"]), "keys": trace["keys"][0, :L], "actions": episodes.actions[0, :L],
-            "length": stats["length"][0]}
+    return {
+        "states": first(trace["states"]),
+        "keys": trace["keys"][0, :L],
+        "actions": episodes.actions[0, :L],
+        "length": stats["length"][0],
+    }
 
 
 def _index(tree: Any, i: int) -> Any:
@@ -40,9 +46,14 @@ def _smax(env: JaxEnv, ep: dict[str, Any]):
     # next state's prev_attack_actions.
     n = int(ep["length"])
     units = env.env.all_agents
-    seq = [(ep["keys"][t], _index(ep["states"], t).state,
-            {a: _index(ep["states"], t + 1).state.prev_attack_actions[i] for i, a in enumerate(units)})
-           for t in range(n)]
+    seq = [
+        (
+            ep["keys"][t],
+            _index(ep["states"], t).state,
+            {a: _index(ep["states"], t + 1).state.prev_attack_actions[i] for i, a in enumerate(units)},
+        )
+        for t in range(n)
+    ]
     fig, ax = plt.subplots(figsize=(6, 5))
     return fig, None, lambda frame: env.env.init_render(ax, seq[frame], 0, frame), n
 
@@ -80,8 +91,10 @@ def _stag_hunt(env: JaxEnv, ep: dict[str, Any]):
             if not s.frozen[i]:
                 ax.add_patch(plt.Circle((c, r), 0.35, color="tab:blue"))
                 ax.text(c, r, str(i), ha="center", va="center", color="white", fontsize=8)
-        ax.set_title(f"step {int(s.t)}: {int((~s.frozen).sum())} hunters, "
-                     f"{int(s.prey_alive[:int(env.is_stag.sum())].sum())} stags left")
+        ax.set_title(
+            f"step {int(s.t)}: {int((~s.frozen).sum())} hunters, "
+            f"{int(s.prey_alive[: int(env.is_stag.sum())].sum())} stags left"
+        )
 
     return fig, None, update, frames
 
@@ -92,8 +105,9 @@ RENDERERS: dict[str, Callable] = {"smax": _smax, "mpe_spread": _mpe, "mpe_tag": 
 def write_gif(env_kind: str, env: JaxEnv, episode: dict[str, Any], path: str | Path, fps: int = 8) -> int:
     """Draws a recorded episode to a GIF; returns the number of frames."""
     if env_kind not in RENDERERS:
-        raise ConfigError(f"render=true is not available for env kind '{env_kind}'; allowed: "
-                          f"{', '.join(sorted(RENDERERS))}")
+        raise ConfigError(
+            f"render=true is not available for env kind '{env_kind}'; allowed: {', '.join(sorted(RENDERERS))}"
+        )
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,21 +11,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Any, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-from jaxfactor.config import AlgoConfig, _check_range, _check_type
+from jaxfactor.checks import check_range, check_type
+from jaxfactor.config import AlgoConfig
 from jaxfactor.errors import ConfigError
 
 T = TypeVar("T")
 KINDS = {str: str, bool: bool, int: int, float: float}
 
 
-def setting(default: Any = dataclasses.MISSING, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, choices: Any = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    choices: Any = None,
+) -> Any:
     """A settings field: numeric bounds (inclusive; `low_open` excludes low) or `choices` (a tuple of values, or a
     registry whose names are the allowed values). No default = the key is required."""
-    return dataclasses.field(default=default, metadata={"setting": True, "low": low, "high": high,
-                                                        "low_open": low_open, "choices": choices})
+    return dataclasses.field(
+        default=default, metadata={"setting": True, "low": low, "high": high, "low_open": low_open, "choices": choices}
+    )
 
 
 def _settings(cls: type) -> list[dataclasses.Field]:
@@ -60,15 +69,16 @@ def read(cls: type[T], cfg: AlgoConfig, **fixed: Any) -> T:
         if value is None and nullable:
             values[f.name] = None
             continue
-        value = _check_type("algo", f.name, value, kind, nullable)
+        value = check_type("algo", f.name, value, kind, nullable)
         meta = f.metadata
         if kind is float and not math.isfinite(value):
             raise ConfigError(f"algo.{f.name}={value!r} is not a finite number; allowed: a finite float")
         if kind in (int, float):
-            _check_range(f"algo.{f.name}", value, meta.get("low"), meta.get("high"), meta.get("low_open", False))
+            check_range(f"algo.{f.name}", value, meta.get("low"), meta.get("high"), meta.get("low_open", False))
         if meta.get("choices") is not None and value not in _allowed(meta["choices"]):
-            raise ConfigError(f"unknown algo.{f.name} '{value}'; allowed: "
-                              f"{', '.join(map(str, _allowed(meta['choices'])))}")
+            raise ConfigError(
+                f"unknown algo.{f.name} '{value}'; allowed: {', '.join(map(str, _allowed(meta['choices'])))}"
+            )
         values[f.name] = value
     return cls(**values, **fixed)
 
@@ -82,8 +92,10 @@ def reject_unknown(cfg: AlgoConfig, classes: Iterable[type] = ()) -> None:
     allowed = keys(*classes)
     unknown = sorted(set(cfg.extra) - set(allowed))
     if unknown:
-        raise ConfigError(f"algo.{unknown[0]} is not a key of algo '{cfg.name}'; "
-                          f"algorithm-specific keys allowed: {', '.join(sorted(set(allowed))) or '(none)'}")
+        raise ConfigError(
+            f"algo.{unknown[0]} is not a key of algo '{cfg.name}'; "
+            f"algorithm-specific keys allowed: {', '.join(sorted(set(allowed))) or '(none)'}"
+        )
 
 
 def check_mixer(cfg: AlgoConfig, allowed: tuple[str, ...]) -> None:

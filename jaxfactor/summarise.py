@@ -20,16 +20,29 @@ import numpy as np
 
 from jaxfactor.errors import ConfigError, OneLineParser, check_output_path, exit_on_config_error
 
-COLUMNS = ("run", "overrides", "algo", "env", "seeds", "env_steps", "return_mean", "return_iqm", "return_min",
-           "return_max", "win_rate_mean", "diverged", "status")
+COLUMNS = (
+    "run",
+    "overrides",
+    "algo",
+    "env",
+    "seeds",
+    "env_steps",
+    "return_mean",
+    "return_iqm",
+    "return_min",
+    "return_max",
+    "win_rate_mean",
+    "diverged",
+    "status",
+)
 HIDDEN_OVERRIDES = ("run_dir=", "progress=", "resume=")
 
 
 def find_runs(dirs: list[str]) -> list[Path]:
     """Run directories (holding config.json) at or below `dirs`, in a stable order (job2 before job10)."""
+
     def order(p: Path):
-        return [int(part) if part.isdigit() else part
-                for piece in p.parts for part in _split_digits(piece)]
+        return [int(part) if part.isdigit() else part for piece in p.parts for part in _split_digits(piece)]
 
     runs: list[Path] = []
     for d in map(Path, dirs):
@@ -75,9 +88,13 @@ def rows(run_dirs: list[Path]) -> list[dict[str, Any]]:
         config = json.loads((run / "config.json").read_text())
         saved = run / "overrides.json"
         overrides = json.loads(saved.read_text()) if saved.exists() else []
-        base = {"run": str(run.relative_to(root)) if run != root else run.name,
-                "overrides": " ".join(o for o in overrides if not o.startswith(HIDDEN_OVERRIDES)),
-                "algo": config["algo"]["name"], "env": config["env"]["name"], "seeds": config["num_seeds"]}
+        base = {
+            "run": str(run.relative_to(root)) if run != root else run.name,
+            "overrides": " ".join(o for o in overrides if not o.startswith(HIDDEN_OVERRIDES)),
+            "algo": config["algo"]["name"],
+            "env": config["env"]["name"],
+            "seeds": config["num_seeds"],
+        }
         summary_file = run / "summary.json"
         if not summary_file.exists():
             out.append({**base, "status": "no summary.json (running, failed or stopped)"})
@@ -91,9 +108,13 @@ def rows(run_dirs: list[Path]) -> list[dict[str, Any]]:
         for g, point in enumerate(s["grid"]):
             lanes = slice(g * S, (g + 1) * S)
             wins = final.get("eval_win_rate")
-            out.append({**base, "overrides": f"{base['overrides']} [{grid_label(point['point'])}]".strip(),
-                        **_stats(final["eval_return"][lanes], wins[lanes] if wins else None,
-                                 final["diverged"][lanes])})
+            out.append(
+                {
+                    **base,
+                    "overrides": f"{base['overrides']} [{grid_label(point['point'])}]".strip(),
+                    **_stats(final["eval_return"][lanes], wins[lanes] if wins else None, final["diverged"][lanes]),
+                }
+            )
     known = [set(r["overrides"].split()) for r in out if r["overrides"]]
     shared = set.intersection(*known) if len(known) > 1 else set()
     for r in out:  # what tells the jobs apart; what they all set is the multirun's, not a row's

@@ -7,7 +7,8 @@ in one compiled program and writes config.json, metrics.jsonl, checkpoints and s
 every job validated first, in run_dir/job<k>.
 
 Exit codes: 0 done; 2 bad input (one `jaxfactor: error:` line); 3 every lane (seed x grid point) diverged;
-4 a host simulator failed repeatedly (its traceback is printed); 130 / 143 stopped by SIGINT / SIGTERM after checkpointing (continue with resume=<run_dir>).
+4 a host simulator failed repeatedly (its traceback is printed); 130 / 143 stopped by SIGINT / SIGTERM after
+checkpointing (continue with resume=<run_dir>).
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ def _with_resume(overrides: list[str]) -> list[str]:
     if not resume or resume[-1] in ("null", ""):
         return overrides
     if not (Path(resume[-1]) / "checkpoints").is_dir():
-        raise ConfigError(f"resume={resume[-1]} is not a run directory with checkpoints; allowed: the run_dir of a "
-                          "run that saved a checkpoint")
+        raise ConfigError(
+            f"resume={resume[-1]} is not a run directory with checkpoints; allowed: the run_dir of a "
+            "run that saved a checkpoint"
+        )
     saved_file = Path(resume[-1]) / "overrides.json"
     try:
         saved = json.loads(saved_file.read_text()) if saved_file.exists() else []
@@ -92,7 +95,7 @@ def _preflight_sweep(overrides: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from jaxfactor.cli import load_config
-    from jaxfactor.runner.loop import preflight
+    from jaxfactor.runner.preflight import preflight
 
     parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
@@ -123,7 +126,7 @@ def _print_help(overrides: list[str]) -> None:
 def validate_argv(argv: list[str]) -> list[str]:
     """Every check the CLI makes before Hydra runs (a ConfigError naming the field); returns Hydra's argv."""
     from jaxfactor.cli import check_overrides, load_config
-    from jaxfactor.runner.loop import preflight
+    from jaxfactor.runner.preflight import preflight
 
     if any(a in ("--hydra-help", "--info") or a.startswith(("--cfg", "-c")) for a in argv):
         return argv  # prints a config, runs nothing

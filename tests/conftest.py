@@ -8,8 +8,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `experiments` im
 # One persistent XLA cache for the session's workers and subprocesses: tests that compile the same program
 # again (a resumed run, a second seed block, an evaluation of a saved run) load it instead. Keyed by the
 # program and the jax version, so a stale entry is never used.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      os.path.join(tempfile.gettempdir(), f"jaxfactor-test-xla-cache-{os.getuid()}"))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"jaxfactor-test-xla-cache-{os.getuid()}")
+)
 
 # For subprocess tests whose programs are compile-bound (tiny budgets through the CLI): LLVM's -O0 cuts
 # their compile time by about a third. Only where every compared result comes from the same process.

@@ -16,22 +16,59 @@ import jax
 import numpy as np
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "learn_step_golden.json"
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
-             "avx512_vnni", "amx_tile")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512dq",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+)
 """CPU features that change XLA:CPU code generation (vector width, FMA): bit-equality holds per feature set."""
 COMMON = ("num_seeds=2", "progress=false")
 RUNS = {
     # QMIX on a matrix game: 4 chunks of 63 updates, learning from the 16th update.
-    "qmix_matrix": ("algo=qmix", "env=matrix_m1", "total_timesteps=2000", "log_every_steps=500",
-                    "eval_every_steps=1000", "algo.eps_anneal_steps=1500"),
+    "qmix_matrix": (
+        "algo=qmix",
+        "env=matrix_m1",
+        "total_timesteps=2000",
+        "log_every_steps=500",
+        "eval_every_steps=1000",
+        "algo.eps_anneal_steps=1500",
+    ),
     # POW-QMIX with its weighting and recogniser stage on from the start (the paper's matrix setting).
-    "pow_qmix_matrix": ("algo=pow_qmix", "env=matrix_m3", "total_timesteps=1000", "log_every_steps=250",
-                        "eval_every_steps=500", "algo.batch_size=32", "algo.pow_warmup_steps=0",
-                        "algo.pow_tolerance=0.05", "algo.alpha=0", "algo.target_update_episodes=40"),
+    "pow_qmix_matrix": (
+        "algo=pow_qmix",
+        "env=matrix_m3",
+        "total_timesteps=1000",
+        "log_every_steps=250",
+        "eval_every_steps=500",
+        "algo.batch_size=32",
+        "algo.pow_warmup_steps=0",
+        "algo.pow_tolerance=0.05",
+        "algo.alpha=0",
+        "algo.target_update_episodes=40",
+    ),
     # S2Q on the small stag hunt: recurrent agents, 50-slot episodes, target copies and a sub-value softmax.
-    "s2q_predator_prey": ("algo=s2q", "env=predator_prey_small", "total_timesteps=2400", "log_every_steps=800",
-                          "eval_every_steps=1600", "algo.num_envs=4", "algo.batch_size=8", "algo.buffer_size=32",
-                          "algo.target_update_episodes=8", "algo.eps_anneal_steps=2000", "env.test_episodes=4"),
+    "s2q_predator_prey": (
+        "algo=s2q",
+        "env=predator_prey_small",
+        "total_timesteps=2400",
+        "log_every_steps=800",
+        "eval_every_steps=1600",
+        "algo.num_envs=4",
+        "algo.batch_size=8",
+        "algo.buffer_size=32",
+        "algo.target_update_episodes=8",
+        "algo.eps_anneal_steps=2000",
+        "env.test_episodes=4",
+    ),
 }
 
 
@@ -52,8 +89,9 @@ def final_params(cfg, run_dir: Path) -> dict[str, np.ndarray]:
     from golden_restore import restore_params
 
     params = restore_params(cfg, run_dir)
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in
-            jax.tree_util.tree_flatten_with_path(params)[0]}
+    return {
+        jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
 
 
 def fingerprint(value: np.ndarray) -> dict:
@@ -61,8 +99,13 @@ def fingerprint(value: np.ndarray) -> dict:
     import hashlib
 
     v = np.ascontiguousarray(value)
-    return {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": hashlib.sha256(v.tobytes()).hexdigest(),
-            "sum": float(v.astype(np.float64).sum()), "sum_sq": float((v.astype(np.float64) ** 2).sum())}
+    return {
+        "dtype": str(v.dtype),
+        "shape": list(v.shape),
+        "sha256": hashlib.sha256(v.tobytes()).hexdigest(),
+        "sum": float(v.astype(np.float64).sum()),
+        "sum_sq": float((v.astype(np.float64) ** 2).sum()),
+    }
 
 
 def cpu_features() -> list[str]:

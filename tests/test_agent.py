@@ -45,12 +45,18 @@ def test_acting_matches_learning_unroll():
     E, T, N = episodes.actions.shape
 
     # What the learner sees: the agent unrolled from zeros over the stored episode (agents folded into B).
-    x = agent_inputs(episodes.obs, previous_actions(episodes.actions, episodes.starts), env.spec.num_actions,
-                     obs_last_action=cfg.env.obs_last_action, obs_agent_id=cfg.env.obs_agent_id)
+    x = agent_inputs(
+        episodes.obs,
+        previous_actions(episodes.actions, episodes.starts),
+        env.spec.num_actions,
+        obs_last_action=cfg.env.obs_last_action,
+        obs_agent_id=cfg.env.obs_agent_id,
+    )
     x = jnp.swapaxes(x, 0, 1).reshape(T, E * N, -1)
     agent = RecurrentQAgent(hidden_dim=cfg.algo.agent_hidden_dim, num_actions=env.spec.num_actions)
-    _, _, hs = unroll(agent, params["agent"], x, jnp.zeros((E * N, cfg.algo.agent_hidden_dim)),
-                      jnp.zeros((T, E * N), bool))
+    _, _, hs = unroll(
+        agent, params["agent"], x, jnp.zeros((E * N, cfg.algo.agent_hidden_dim)), jnp.zeros((T, E * N), bool)
+    )
     learned = np.asarray(jnp.swapaxes(hs.reshape(T, E, N, -1), 0, 1))  # [E, T, N, H]
 
     def replay(first_at):
@@ -59,8 +65,14 @@ def test_acting_matches_learning_unroll():
         act = jax.jit(algo.act, static_argnames="greedy")
         hidden = []
         for t in range(T):
-            ts = Timestep(obs=episodes.obs[:, t], state=episodes.state[:, t], avail=episodes.avail[:, t],
-                          reward=jnp.zeros(E), terminal=jnp.zeros(E, bool), won=jnp.zeros(E, bool))
+            ts = Timestep(
+                obs=episodes.obs[:, t],
+                state=episodes.state[:, t],
+                avail=episodes.avail[:, t],
+                reward=jnp.zeros(E),
+                terminal=jnp.zeros(E, bool),
+                won=jnp.zeros(E, bool),
+            )
             first = jnp.full((E,), t == first_at)
             _, actor = act(algo.greedy(params), actor, ts, first, jax.random.key(t), greedy=True)
             actor = actor.replace(last_action=episodes.actions[:, t])  # follow the stored behaviour actions

@@ -32,10 +32,19 @@ def test_extra_stage_with_inner_steps_and_weights():
         # zero weights everywhere: the main TD stage must then leave its parameters untouched
         return loss, ({}, carry.replace(weights=jnp.zeros_like(batch.mask)))
 
-    aux = Stage(name="aux", owns=("aux",), loss=aux_loss, optimizer=lambda learning_rate: optax.sgd(learning_rate),
-                learning_rate=lambda hp: jnp.float32(0.1), steps=2, first_steps=3, prepare=prepare)
-    algo = dataclasses.replace(base, stages=(aux, main),
-                               init_params=lambda k: {**base.init_params(k), "aux": {"x": jnp.float32(0.0)}})
+    aux = Stage(
+        name="aux",
+        owns=("aux",),
+        loss=aux_loss,
+        optimizer=lambda learning_rate: optax.sgd(learning_rate),
+        learning_rate=lambda hp: jnp.float32(0.1),
+        steps=2,
+        first_steps=3,
+        prepare=prepare,
+    )
+    algo = dataclasses.replace(
+        base, stages=(aux, main), init_params=lambda k: {**base.init_params(k), "aux": {"x": jnp.float32(0.0)}}
+    )
     state = algo.init(jax.random.key(0))
     episodes, _ = rollout(algo, env, exploring(state.params, 1.0), jax.random.key(1), 8, greedy=False)
     update = jax.jit(algo.update)

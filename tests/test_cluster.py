@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import COMPILE_FAST_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +19,27 @@ def test_a_multirun_of_two_algorithms_is_one_summary_table(tmp_path, capsys):
     from jaxfactor.summarise import main
 
     sweep = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "-m", "algo=qmix,vdn", "env=matrix_m3",
-                           "num_seeds=2", "total_timesteps=200", "log_every_steps=100", "eval_every_steps=100",
-                           f"run_dir={sweep}", "progress=false"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxfactor.train",
+            "-m",
+            "algo=qmix,vdn",
+            "env=matrix_m3",
+            "num_seeds=2",
+            "total_timesteps=200",
+            "log_every_steps=100",
+            "eval_every_steps=100",
+            f"run_dir={sweep}",
+            "progress=false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (tmp_path / "unfinished").mkdir()  # a job that never wrote its summary still gets its row
     (tmp_path / "unfinished" / "config.json").write_text((sweep / "job0" / "config.json").read_text())
@@ -33,7 +49,10 @@ def test_a_multirun_of_two_algorithms_is_one_summary_table(tmp_path, capsys):
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:5]]
     assert [(r["run"], r["overrides"], r["algo"]) for r in rows] == [
-        ("sweep/job0", "algo=qmix", "qmix"), ("sweep/job1", "algo=vdn", "vdn"), ("unfinished", "", "qmix")]
+        ("sweep/job0", "algo=qmix", "qmix"),
+        ("sweep/job1", "algo=vdn", "vdn"),
+        ("unfinished", "", "qmix"),
+    ]
     for row, job in zip(rows, ("job0", "job1")):
         final = json.loads((sweep / job / "summary.json").read_text())["final"]
         assert float(row["return_mean"]) == pytest.approx(final["eval_return_mean"], rel=1e-3)
@@ -45,9 +64,23 @@ def test_a_multirun_of_two_algorithms_is_one_summary_table(tmp_path, capsys):
 
 def test_the_shipped_slurm_launcher_composes_with_submitit():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e .[cluster]")
-    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "hydra/launcher=slurm", "algo=pow_qmix",
-                           "hydra.launcher.partition=gpu", "--cfg", "hydra"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxfactor.train",
+            "hydra/launcher=slurm",
+            "algo=pow_qmix",
+            "hydra.launcher.partition=gpu",
+            "--cfg",
+            "hydra",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     import yaml
 

@@ -76,16 +76,22 @@ def test_a_bonus_reward_defined_outside_the_package_trains_through_the_registry(
     assert (unshaped[:, 1, 1] < 3).all(), unshaped[:, 1, 1].tolist()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (("algo=ow_qmix", "algo.weighting=nope"), "unknown algo.weighting 'nope'; allowed: cw, ow, pow,"),
-    (("algo=nmix", "algo.bonus=nope"), "unknown algo.bonus 'nope'; allowed: rnd"),
-    (("algo=nmix", "algo.bonus=test_cell_bonus", "+algo.cell=-1"), "algo.cell=-1 is out of range; allowed: [0, inf)"),
-    (("algo=s2q", "algo.temperature=0"), "algo.temperature=0.0 is out of range; allowed: (0, inf)"),
-    (("algo=s2q", "algo.suppress_floor=abc"), "algo.suppress_floor must be float or null, got 'abc'"),
-    (("algo=me_qmix", "algo.opt_layers=3"), "algo.opt_layers=3 is out of range; allowed: [1, 2]"),
-    (("algo=pow_qplex", "algo.mixer=qmix"), "algo.adv_hypernet_layers is not a key of algo 'pow_qplex'"),
-    (("algo=cw_qmix", "algo.mixer=vdn"), "algo.mixer='vdn' does not fit algo 'cw_qmix'; allowed: qmix"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("algo=ow_qmix", "algo.weighting=nope"), "unknown algo.weighting 'nope'; allowed: cw, ow, pow,"),
+        (("algo=nmix", "algo.bonus=nope"), "unknown algo.bonus 'nope'; allowed: rnd"),
+        (
+            ("algo=nmix", "algo.bonus=test_cell_bonus", "+algo.cell=-1"),
+            "algo.cell=-1 is out of range; allowed: [0, inf)",
+        ),
+        (("algo=s2q", "algo.temperature=0"), "algo.temperature=0.0 is out of range; allowed: (0, inf)"),
+        (("algo=s2q", "algo.suppress_floor=abc"), "algo.suppress_floor must be float or null, got 'abc'"),
+        (("algo=me_qmix", "algo.opt_layers=3"), "algo.opt_layers=3 is out of range; allowed: [1, 2]"),
+        (("algo=pow_qplex", "algo.mixer=qmix"), "algo.adv_hypernet_layers is not a key of algo 'pow_qplex'"),
+        (("algo=cw_qmix", "algo.mixer=vdn"), "algo.mixer='vdn' does not fit algo 'cw_qmix'; allowed: qmix"),
+    ],
+)
 def test_settings_errors_name_the_field_and_the_allowed_values(overrides, message):
     from jaxfactor.runner.lanes import build
 
@@ -100,7 +106,8 @@ def test_the_mixer_is_a_parameter_of_a_family():
 
     from jaxfactor.runner.lanes import build
 
-    (_, by_key, _), (_, by_name, _) = (build(make_cfg(*o, "env=matrix_m3")) for o in
-                                       (("algo=s2q", "algo.mixer=vdn"), ("algo=s2q_vdn",)))
+    (_, by_key, _), (_, by_name, _) = (
+        build(make_cfg(*o, "env=matrix_m3")) for o in (("algo=s2q", "algo.mixer=vdn"), ("algo=s2q_vdn",))
+    )
     shapes = [jax.tree.map(lambda x: x.shape, a.init_params(jax.random.key(0))) for a in (by_key, by_name)]
     assert shapes[0] == shapes[1] and [s.name for s in by_key.stages] == [s.name for s in by_name.stages]

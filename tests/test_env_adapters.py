@@ -5,15 +5,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_episode, train_briefly
 
 from jaxfactor.envs import make_env
 from jaxfactor.envs.matrix_games import MatrixGame
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner.lanes import build
-from conftest import random_episode, train_briefly
 
-NEW_ENVS = ["mpe_simple_spread", "mpe_simple_tag", "overcooked_cramped_room", "overcooked_asymm_advantages",
-            "predator_prey_small"]
+NEW_ENVS = [
+    "mpe_simple_spread",
+    "mpe_simple_tag",
+    "overcooked_cramped_room",
+    "overcooked_asymm_advantages",
+    "predator_prey_small",
+]
 
 
 @pytest.mark.parametrize("env_name", NEW_ENVS)
@@ -96,8 +101,15 @@ def test_payoff_shift_switches_the_table_at_shift_at():
 
 def test_payoff_shift_happens_inside_the_training_loop(cfg_factory):
     # All-zero table, then all-one from 80 env steps: rollouts collected from t_env = 80 on earn 1.
-    cfg = cfg_factory("env=matrix", "env.payoff=[[0,0],[0,0]]", "env.payoff_after=[[1,1],[1,1]]", "env.shift_at=80",
-                      "algo.batch_size=8", "algo.buffer_size=64", "num_seeds=1")
+    cfg = cfg_factory(
+        "env=matrix",
+        "env.payoff=[[0,0],[0,0]]",
+        "env.payoff_after=[[1,1],[1,1]]",
+        "env.shift_at=80",
+        "algo.batch_size=8",
+        "algo.buffer_size=64",
+        "num_seeds=1",
+    )
     from jaxfactor.runner.anakin import make_chunk
     from jaxfactor.runner.learn import init_lane
 
@@ -117,8 +129,16 @@ TRAINED_HERE = ["mpe_simple_spread", "mpe_simple_tag", "overcooked_cramped_room"
 @pytest.mark.parametrize("env_name", TRAINED_HERE)
 def test_qmix_tiny_budget_finite_losses(cfg_factory, env_name):
     short = ["env.max_steps=40"] if env_name.startswith("overcooked") else []  # 400-step episodes: CI time
-    cfg = cfg_factory("algo=qmix", f"env={env_name}", *short, "algo.batch_size=4", "algo.buffer_size=8",
-                      "algo.num_envs=4", "num_seeds=2", "algo.target_update_episodes=4")
+    cfg = cfg_factory(
+        "algo=qmix",
+        f"env={env_name}",
+        *short,
+        "algo.batch_size=4",
+        "algo.buffer_size=8",
+        "algo.num_envs=4",
+        "num_seeds=2",
+        "algo.target_update_episodes=4",
+    )
     metrics = train_briefly(cfg, updates=3)  # learning from the 1st update (4 episodes stored)
     assert (metrics["train/learning"] == 1).all() and np.isfinite(metrics["train/main/loss"]).all()
     assert np.isfinite(metrics["rollout/return"]).all()

@@ -45,7 +45,7 @@ def test_smax_adapter_team_reward_won_flag_and_shapes():
     total, won, terminal = 0.0, False, False
     # Attack actions are available only in range; a scripted "attack first available enemy, else move
     # east toward the enemy" policy wins 3m against the heuristic enemy sometimes: check consistency.
-    for t in range(100):
+    for _ in range(100):
         attack = ts.avail[:, 5:]
         act = jnp.where(attack.any(-1), 5 + jnp.argmax(attack, -1), 1)
         key, k = jax.random.split(key)
@@ -68,9 +68,15 @@ def tiny_spec():
 def episodes(start, num, spec):
     T = spec.episode_limit + 1
     ids = jnp.arange(start, start + num, dtype=jnp.float32)
-    return Episodes(obs=jnp.broadcast_to(ids[:, None, None, None], (num, T, 2, 3)), state=jnp.zeros((num, T, 4)),
-                    avail=jnp.ones((num, T, 2, 5), bool), actions=jnp.zeros((num, T, 2), jnp.int32),
-                    reward=jnp.zeros((num, T)), terminal=jnp.zeros((num, T), bool), filled=jnp.ones((num, T), bool))
+    return Episodes(
+        obs=jnp.broadcast_to(ids[:, None, None, None], (num, T, 2, 3)),
+        state=jnp.zeros((num, T, 4)),
+        avail=jnp.ones((num, T, 2, 5), bool),
+        actions=jnp.zeros((num, T, 2), jnp.int32),
+        reward=jnp.zeros((num, T)),
+        terminal=jnp.zeros((num, T), bool),
+        filled=jnp.ones((num, T), bool),
+    )
 
 
 def test_buffer_fifo_and_distinct_uniform_sampling():

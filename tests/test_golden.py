@@ -20,12 +20,15 @@ IN_CI = ()  # all three are the extended tier (41, 67 and 118 s in CI): JAXFACTO
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended)
-                                  for n in sorted(RUNS)])
+@pytest.mark.parametrize(
+    "name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended) for n in sorted(RUNS)]
+)
 def test_golden_run_is_unchanged(name, tmp_path):
     if cpu_features() != GOLDEN["cpu_features"]:
-        pytest.skip(f"golden recorded on CPU features {GOLDEN['cpu_features']}, this CPU has {cpu_features()}: "
-                    "XLA:CPU results are bit-reproducible per feature set only")
+        pytest.skip(
+            f"golden recorded on CPU features {GOLDEN['cpu_features']}, this CPU has {cpu_features()}: "
+            "XLA:CPU results are bit-reproducible per feature set only"
+        )
     expected = GOLDEN["runs"][name]
     lines, params = train(name, tmp_path / name)
     assert len(lines) == len(expected["metrics"])
@@ -34,7 +37,10 @@ def test_golden_run_is_unchanged(name, tmp_path):
         for key in want:
             assert all(map(same_number, got[key], want[key])), f"chunk {chunk} {key}: {got[key]} != {want[key]}"
     assert sorted(params) == sorted(expected["params"])
-    differ = {k: (fingerprint(v)["sum"], expected["params"][k]["sum"]) for k, v in params.items()
-              if fingerprint(v) != expected["params"][k]}
+    differ = {
+        k: (fingerprint(v)["sum"], expected["params"][k]["sum"])
+        for k, v in params.items()
+        if fingerprint(v) != expected["params"][k]
+    }
     assert not differ, f"{len(differ)} parameter leaves differ (sum now, recorded): {dict(list(differ.items())[:4])}"
     assert np.isfinite([p["sum"] for p in expected["params"].values()]).all()

@@ -68,17 +68,35 @@ def test_reset_with_a_seed_is_deterministic_and_seeds_differ(intersection):
 def test_bad_intersection_settings_are_one_line_errors():
     from jaxfactor.errors import ConfigError
 
-    for params, field in (({"controlled_vehicles": 5}, "env.controlled_vehicles=5 is out of range"),
-                          ({"traffic": "yes"}, "env.traffic"), ({"duration": 0}, "env.duration"),
-                          ({"lanes": 2}, "env.lanes is not a key")):
+    for params, field in (
+        ({"controlled_vehicles": 5}, "env.controlled_vehicles=5 is out of range"),
+        ({"traffic": "yes"}, "env.traffic"),
+        ({"duration": 0}, "env.duration"),
+        ({"lanes": 2}, "env.lanes is not a key"),
+    ):
         with pytest.raises(ConfigError, match=field):
             make_host_env("highway_intersection", params)
 
 
-SHORT = ("algo=qmix", "env=highway_intersection", "env.duration=6", "num_seeds=1", "algo.num_envs=2",
-         "algo.batch_size=2", "algo.buffer_size=8", "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8",
-         "algo.hypernet_embed_dim=16", "total_timesteps=160", "log_every_steps=40", "checkpoint.every_steps=80",
-         "env.test_episodes=2", "host.workers=2", "algo.length_buckets=1", "progress=false")
+SHORT = (
+    "algo=qmix",
+    "env=highway_intersection",
+    "env.duration=6",
+    "num_seeds=1",
+    "algo.num_envs=2",
+    "algo.batch_size=2",
+    "algo.buffer_size=8",
+    "algo.agent_hidden_dim=16",
+    "algo.mixing_embed_dim=8",
+    "algo.hypernet_embed_dim=16",
+    "total_timesteps=160",
+    "log_every_steps=40",
+    "checkpoint.every_steps=80",
+    "env.test_episodes=2",
+    "host.workers=2",
+    "algo.length_buckets=1",
+    "progress=false",
+)
 
 KILLED_RUN = killed_run_script(2)
 
@@ -109,12 +127,22 @@ def test_qmix_learns_on_the_intersection_and_a_killed_run_resumes_to_the_uninter
         assert gif.size == (600, 600) and gif.n_frames >= 2
 
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}"], capture_output=True,
-                         text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     assert not (killed / "summary.json").exists()
-    out = subprocess.run([sys.executable, "-m", "jaxfactor.train", f"resume={killed}", "progress=false"],
-                         capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxfactor.train", f"resume={killed}", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == 0 and "at chunk 2" in out.stdout, out.stderr[-2000:]
     resumed = json.loads((killed / "summary.json").read_text())
     assert resumed["final"] == reference["final"] and per_seed(killed) == lines

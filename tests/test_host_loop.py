@@ -36,8 +36,7 @@ class JaxCountdown:
         c, tt = count.astype(jnp.float32) * jnp.float32(0.125), t.astype(jnp.float32) * jnp.float32(0.125)
         obs = jnp.stack([jnp.stack([c, jnp.float32(i), tt, (count % 2).astype(jnp.float32)]) for i in range(self.n)])
         avail = jnp.ones((self.n, self.a), bool).at[0, -1].set(count % 2 == 0)
-        return Timestep(obs=obs, state=jnp.stack([c, tt]), avail=avail, reward=reward, terminal=terminal,
-                        won=terminal)
+        return Timestep(obs=obs, state=jnp.stack([c, tt]), avail=avail, reward=reward, terminal=terminal, won=terminal)
 
     def reset(self, key, t_env=None):
         state = (jnp.int32(self.start), jnp.int32(0))
@@ -51,16 +50,27 @@ class JaxCountdown:
 
 
 def key_data(tree):
-    return jax.tree.map(lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
-                        tree)
+    return jax.tree.map(
+        lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree
+    )
 
 
 @pytest.fixture(scope="module")
 def countdown_setup():
-    cfg = make_cfg("algo=qmix", "env=matrix_m3", "num_seeds=2", "algo.num_envs=3", "algo.batch_size=6",
-                   "algo.buffer_size=12", "algo.target_update_episodes=6", "algo.agent_hidden_dim=16",
-                   "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16", "algo.eps_start=0.6",
-                   "algo.eps_finish=0.6")
+    cfg = make_cfg(
+        "algo=qmix",
+        "env=matrix_m3",
+        "num_seeds=2",
+        "algo.num_envs=3",
+        "algo.batch_size=6",
+        "algo.buffer_size=12",
+        "algo.target_update_episodes=6",
+        "algo.agent_hidden_dim=16",
+        "algo.mixing_embed_dim=8",
+        "algo.hypernet_embed_dim=16",
+        "algo.eps_start=0.6",
+        "algo.eps_finish=0.6",
+    )
     spec = Countdown(**COUNTDOWN).spec
     algo = make_algo(cfg.algo, cfg.env, spec)
     plan = config_lib.plan(cfg, spec.episode_limit)
@@ -75,8 +85,10 @@ def test_the_host_loop_ends_bit_identical_to_the_device_chunk(countdown_setup, p
     assert (device_metrics["train/learning"][:, 1:] == 1).all()
     stored = np.asarray(device.buffer.data.filled).sum(-1) - 1  # real transitions per stored episode
     assert stored.min() < 6 and stored.max() == 6  # terminations before the limit and episodes cut at it
-    pools = {"inline": lambda: InlinePool(setup.env, 6),
-             "2 processes": lambda: ProcessPool(setup.env, 6, num_workers=2, settings=PoolSettings())}
+    pools = {
+        "inline": lambda: InlinePool(setup.env, 6),
+        "2 processes": lambda: ProcessPool(setup.env, 6, num_workers=2, settings=PoolSettings()),
+    }
     with pools[pool]() as p:
         backend = HostBackend(setup, pool=p)
         runner = init_lanes(cfg, algo)
@@ -84,7 +96,9 @@ def test_the_host_loop_ends_bit_identical_to_the_device_chunk(countdown_setup, p
         for _ in range(4):
             runner, metrics = backend.update(runner)
     for name in ("buffer", "key"):
-        for a, b in zip(jax.tree.leaves(key_data(getattr(runner, name))), jax.tree.leaves(key_data(getattr(device, name)))):
+        for a, b in zip(
+            jax.tree.leaves(key_data(getattr(runner, name))), jax.tree.leaves(key_data(getattr(device, name)))
+        ):
             np.testing.assert_array_equal(a, b, err_msg=name)
     for counter in ("t_env", "episodes", "episodes_since_target", "num_updates"):
         np.testing.assert_array_equal(getattr(runner.learner, counter), getattr(device.learner, counter))
@@ -138,9 +152,19 @@ def countdown_batch(name: str, start: int = 3):
     from jaxfactor import buffers
     from jaxfactor.runner.rollout import rollout
 
-    cfg = make_cfg(f"algo={name}", "env=matrix_m3", "num_seeds=2", "algo.num_envs=8", "algo.batch_size=8",
-                   "algo.buffer_size=16", "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8",
-                   "algo.hypernet_embed_dim=16", "algo.eps_start=0.6", "algo.eps_finish=0.6")
+    cfg = make_cfg(
+        f"algo={name}",
+        "env=matrix_m3",
+        "num_seeds=2",
+        "algo.num_envs=8",
+        "algo.batch_size=8",
+        "algo.buffer_size=16",
+        "algo.agent_hidden_dim=16",
+        "algo.mixing_embed_dim=8",
+        "algo.hypernet_embed_dim=16",
+        "algo.eps_start=0.6",
+        "algo.eps_finish=0.6",
+    )
     algo = make_algo(cfg.algo, cfg.env, Countdown(**COUNTDOWN).spec)
     env = JaxCountdown(**{**COUNTDOWN, "start": start})
 
@@ -173,8 +197,7 @@ def stage_gradients(algo, learner, batch, key):
     return out
 
 
-@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended)
-                                  for n in ALGO_YAMLS])
+@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended) for n in ALGO_YAMLS])
 def test_learning_on_the_batch_cut_to_its_longest_episode_equals_the_padded_update(name):
     # Countdown episodes of 1..3 real steps in 7 slots: cut to 4 slots, only padding is dropped. Losses and
     # gradients are compared (Adam's first step turns a near-zero gradient's rounding into a whole step).
@@ -194,7 +217,9 @@ def test_the_update_runs_at_the_shortest_compiled_length_holding_every_lanes_lon
 
     from jaxfactor.runner.learn import bucket_lengths, update_on_real_slots
 
-    assert bucket_lengths(101, 4) == (26, 51, 76, 101) and bucket_lengths(2, 4) == (2,) and bucket_lengths(7, 2) == (4, 7)
+    assert (
+        bucket_lengths(101, 4) == (26, 51, 76, 101) and bucket_lengths(2, 4) == (2,) and bucket_lengths(7, 2) == (4, 7)
+    )
     algo, learner, batch = countdown_batch("qmix")
     compiled, ran = [], []
 
@@ -205,8 +230,9 @@ def test_the_update_runs_at_the_shortest_compiled_length_holding_every_lanes_lon
         return algo.update(learner, batch, key)
 
     keys = jax.random.split(jax.random.key(2), 2)
-    fn = jax.jit(over_lanes(lambda lr, b, k: update_on_real_slots(types.SimpleNamespace(update=update), lr, b, k, 2,
-                                                                  "lanes")))
+    fn = jax.jit(
+        over_lanes(lambda lr, b, k: update_on_real_slots(types.SimpleNamespace(update=update), lr, b, k, 2, "lanes"))
+    )
     fn(learner, batch, keys)
     jax.effects_barrier()
     assert sorted(compiled) == [4, 7] and ran == [4]
@@ -230,7 +256,7 @@ def test_a_lane_that_has_spent_its_env_step_budget_stays_frozen(countdown_setup)
     for lane in range(2):
         crossed = int(np.argmax(steps[lane] >= budget))
         assert budget <= steps[lane, crossed] < budget + 3 * 6 and crossed < 7
-        assert (steps[lane, crossed:] == steps[lane, crossed]).all() and (learning[lane, crossed + 1:] == 0).all()
-        assert np.isnan(metrics["rollout/return"][lane, crossed + 1:]).all()  # nothing collected is kept
+        assert (steps[lane, crossed:] == steps[lane, crossed]).all() and (learning[lane, crossed + 1 :] == 0).all()
+        assert np.isnan(metrics["rollout/return"][lane, crossed + 1 :]).all()  # nothing collected is kept
     for a, b in zip(jax.tree.leaves(key_data(short)), jax.tree.leaves(key_data(long))):
         np.testing.assert_array_equal(a, b)  # four more updates changed nothing

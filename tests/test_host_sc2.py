@@ -21,13 +21,40 @@ from jaxfactor.hostenvs.smac import SMAC_MAPS, FakeStarCraft2Env, real_sc2_missi
 
 # (obs, state, actions): SMAC's get_obs_size / get_state_size with default flags (oxwhirl/smac starcraft2.py);
 # the 5m_vs_6m ... 3s_vs_5z rows and SMACv2 5v5 are printed in the S2Q paper's Tables E.1, E.4 and E.5.
-SMAC_SIZES = {"3m": (30, 48, 9), "8m": (80, 168, 14), "2s3z": (80, 120, 11), "3s5z": (128, 216, 14),
-              "5m_vs_6m": (55, 98, 12), "3s_vs_5z": (48, 68, 11), "MMM2": (176, 322, 18), "corridor": (156, 282, 30),
-              "6h_vs_8z": (78, 140, 14), "27m_vs_30m": (285, 1170, 36), "3s5z_vs_3s6z": (136, 230, 15)}
-SMACV2_SIZES = {("protoss", 5): (92, 130, 11), ("terran", 5): (82, 120, 11), ("zerg", 5): (82, 120, 11),
-                ("protoss", 10): (182, 310, 16), ("terran", 10): (162, 290, 16), ("zerg", 10): (162, 290, 16)}
-LIMITS = {"3m": 60, "8m": 120, "2s3z": 120, "3s5z": 150, "5m_vs_6m": 70, "3s_vs_5z": 250, "MMM2": 180,
-          "corridor": 400, "6h_vs_8z": 150, "27m_vs_30m": 180, "3s5z_vs_3s6z": 170}
+SMAC_SIZES = {
+    "3m": (30, 48, 9),
+    "8m": (80, 168, 14),
+    "2s3z": (80, 120, 11),
+    "3s5z": (128, 216, 14),
+    "5m_vs_6m": (55, 98, 12),
+    "3s_vs_5z": (48, 68, 11),
+    "MMM2": (176, 322, 18),
+    "corridor": (156, 282, 30),
+    "6h_vs_8z": (78, 140, 14),
+    "27m_vs_30m": (285, 1170, 36),
+    "3s5z_vs_3s6z": (136, 230, 15),
+}
+SMACV2_SIZES = {
+    ("protoss", 5): (92, 130, 11),
+    ("terran", 5): (82, 120, 11),
+    ("zerg", 5): (82, 120, 11),
+    ("protoss", 10): (182, 310, 16),
+    ("terran", 10): (162, 290, 16),
+    ("zerg", 10): (162, 290, 16),
+}
+LIMITS = {
+    "3m": 60,
+    "8m": 120,
+    "2s3z": 120,
+    "3s5z": 150,
+    "5m_vs_6m": 70,
+    "3s_vs_5z": 250,
+    "MMM2": 180,
+    "corridor": 400,
+    "6h_vs_8z": 150,
+    "27m_vs_30m": 180,
+    "3s5z_vs_3s6z": 170,
+}
 
 
 @pytest.mark.parametrize("name", sorted(SMAC_SIZES))
@@ -61,8 +88,9 @@ def test_availability_dead_agents_illegal_actions_and_the_time_limit():
     with pytest.raises(AssertionError, match="Agent 1 cannot perform action 1"):
         fake.step([1, 1, 1])
     for timeout_is_terminal in (False, True):
-        env = make_host_env("smac", {"map_name": "3m", "simulator": "fake",
-                                     "timeout_is_terminal": timeout_is_terminal}).make(0)
+        env = make_host_env(
+            "smac", {"map_name": "3m", "simulator": "fake", "timeout_is_terminal": timeout_is_terminal}
+        ).make(0)
         ts = env.reset(5, 0)
         env.env.shoot = -1.0  # nobody can hit anybody: the battle runs into SMAC's limit
         for t in range(60):
@@ -84,8 +112,12 @@ def test_the_real_simulator_without_sc2_is_a_one_line_error_naming_the_fake():
     with pytest.raises(ConfigError, match=r"^env.simulator=real needs StarCraft II.*use env.simulator=fake") as e:
         validate_argv(["algo=qmix", "env=sc2_3m"])
     assert "\n" not in str(e.value)
-    for bad, field in (("env.map_name=4m", "env.map_name"), ("host.workers=0", "host.workers"),
-                       ("host.step_timeout_s=0", "host.step_timeout_s"), ("host.pool=threads", "host.pool")):
+    for bad, field in (
+        ("env.map_name=4m", "env.map_name"),
+        ("host.workers=0", "host.workers"),
+        ("host.step_timeout_s=0", "host.step_timeout_s"),
+        ("host.pool=threads", "host.pool"),
+    ):
         with pytest.raises(ConfigError, match=field):
             validate_argv(["env=sc2_3m", "env.simulator=fake", bad])
 
@@ -94,10 +126,24 @@ def test_a_simulator_killed_mid_run_costs_an_episode_and_summary_json_counts_it(
     from jaxfactor.runner.host import HostBackend
     from jaxfactor.runner.loop import run
 
-    cfg = make_cfg("algo=qmix", "env=sc2_3m", "env.simulator=fake", "num_seeds=2", "total_timesteps=400",
-                   "log_every_steps=200", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
-                   "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16",
-                   "env.test_episodes=2", "host.workers=4", "algo.length_buckets=1", run_dir=str(tmp_path / "run"))
+    cfg = make_cfg(
+        "algo=qmix",
+        "env=sc2_3m",
+        "env.simulator=fake",
+        "num_seeds=2",
+        "total_timesteps=400",
+        "log_every_steps=200",
+        "algo.num_envs=2",
+        "algo.batch_size=4",
+        "algo.buffer_size=8",
+        "algo.agent_hidden_dim=16",
+        "algo.mixing_embed_dim=8",
+        "algo.hypernet_embed_dim=16",
+        "env.test_episodes=2",
+        "host.workers=4",
+        "algo.length_buckets=1",
+        run_dir=str(tmp_path / "run"),
+    )
 
     def faulty_backend(s, on_trace):
         killed = Faulty.factory(s.env, "kill", target=1, at_step=4, once=str(tmp_path / "fired"))
@@ -116,15 +162,28 @@ def test_a_simulator_failing_every_episode_stops_the_run_with_its_traceback_and_
     from jaxfactor.runner.loop import run
     from jaxfactor.runner.workers import SimulatorFailed
 
-    cfg = make_cfg("algo=qmix", "env=sc2_3m", "env.simulator=fake", "num_seeds=2", "total_timesteps=400",
-                   "log_every_steps=200", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
-                   "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16",
-                   "env.test_episodes=2", "host.workers=4", "algo.length_buckets=1", run_dir=str(tmp_path / "run"))
+    cfg = make_cfg(
+        "algo=qmix",
+        "env=sc2_3m",
+        "env.simulator=fake",
+        "num_seeds=2",
+        "total_timesteps=400",
+        "log_every_steps=200",
+        "algo.num_envs=2",
+        "algo.batch_size=4",
+        "algo.buffer_size=8",
+        "algo.agent_hidden_dim=16",
+        "algo.mixing_embed_dim=8",
+        "algo.hypernet_embed_dim=16",
+        "env.test_episodes=2",
+        "host.workers=4",
+        "algo.length_buckets=1",
+        run_dir=str(tmp_path / "run"),
+    )
     pools = []
 
     def failing_backend(s, on_trace):
-        backend = HostBackend(dataclasses.replace(s, env=Faulty.factory(s.env, "raise", target=2, at_step=1)),
-                              on_trace)
+        backend = HostBackend(dataclasses.replace(s, env=Faulty.factory(s.env, "raise", target=2, at_step=1)), on_trace)
         pools.append(backend.pool)
         return backend
 
@@ -135,13 +194,33 @@ def test_a_simulator_failing_every_episode_stops_the_run_with_its_traceback_and_
 
 def test_s2q_trains_a_tiny_budget_on_the_fake_6h_vs_8z_through_the_cli(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}
-    out = subprocess.run([sys.executable, "-m", "jaxfactor.train", "algo=s2q", "env=sc2_6h_vs_8z",
-                          "env.simulator=fake", "num_seeds=1", "total_timesteps=150", "log_every_steps=150",
-                          "algo.num_envs=2", "algo.batch_size=2", "algo.buffer_size=4", "algo.agent_hidden_dim=16",
-                          "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16", "env.test_episodes=2",
-                          "algo.length_buckets=1", "progress=false", f"run_dir={tmp_path}/run"], capture_output=True,
-                         text=True, env=env,
-                         timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxfactor.train",
+            "algo=s2q",
+            "env=sc2_6h_vs_8z",
+            "env.simulator=fake",
+            "num_seeds=1",
+            "total_timesteps=150",
+            "log_every_steps=150",
+            "algo.num_envs=2",
+            "algo.batch_size=2",
+            "algo.buffer_size=4",
+            "algo.agent_hidden_dim=16",
+            "algo.mixing_embed_dim=8",
+            "algo.hypernet_embed_dim=16",
+            "env.test_episodes=2",
+            "algo.length_buckets=1",
+            "progress=false",
+            f"run_dir={tmp_path}/run",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["algo"] == "s2q" and summary["env_steps"] >= 150 and summary["host"]["workers"] >= 1
@@ -150,8 +229,10 @@ def test_s2q_trains_a_tiny_budget_on_the_fake_6h_vs_8z_through_the_cli(tmp_path)
 
 
 @pytest.mark.sc2
-@pytest.mark.skipif(real_sc2_missing("smac") is not None,
-                    reason=f"real StarCraft II is not available here: {real_sc2_missing('smac')} (README, 'StarCraft II')")
+@pytest.mark.skipif(
+    real_sc2_missing("smac") is not None,
+    reason=f"real StarCraft II is not available here: {real_sc2_missing('smac')} (README, 'StarCraft II')",
+)
 def test_real_sc2_keeps_the_contract_with_smacs_sizes():
     factory = make_host_env("smac", {"map_name": "3m"})
     env = factory.make(0)

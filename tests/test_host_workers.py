@@ -42,8 +42,10 @@ def alive(pid: int) -> bool:
         return f.read().split()[2] != "Z"
 
 
-@pytest.mark.parametrize("fault,reason", [("kill", "died"), ("raise", "raised"), ("hang", "hung"),
-                                          ("invalid", "invalid"), ("nonfinite", "raised")])
+@pytest.mark.parametrize(
+    "fault,reason",
+    [("kill", "died"), ("raise", "raised"), ("hang", "hung"), ("invalid", "invalid"), ("nonfinite", "raised")],
+)
 def test_a_failing_simulator_costs_its_episode_and_the_pool_goes_on(tmp_path, fault, reason):
     factory = Faulty.factory(COUNTDOWN, fault, target=1, at_step=3, once=str(tmp_path / "fired"))
     with ProcessPool(factory, 4, num_workers=4, settings=FAST) as pool:
@@ -70,8 +72,11 @@ def test_a_deterministic_failure_stops_after_max_consecutive_failures_with_the_t
     with InlinePool(factory, 2, FAST) as pool:
         episode(pool, 2)
         episode(pool, 2)
-        with pytest.raises(SimulatorFailed, match=r"(?s)simulator 0 \(faulty-countdown\) failed 3 episodes in a row.*"
-                                                  r"RuntimeError: injected simulator crash"):
+        with pytest.raises(
+            SimulatorFailed,
+            match=r"(?s)simulator 0 \(faulty-countdown\) failed 3 episodes in a row.*"
+            r"RuntimeError: injected simulator crash",
+        ):
             episode(pool, 2)
 
 
@@ -95,8 +100,9 @@ def test_a_first_reset_that_fails_is_fatal_at_once(tmp_path):
 
 def test_killing_a_worker_removes_its_simulators_child_processes(tmp_path):
     pid_file = tmp_path / "children"
-    factory = Faulty.factory(COUNTDOWN, "hang", target=0, at_step=2, once=str(tmp_path / "fired"),
-                             child_pid_file=str(pid_file))
+    factory = Faulty.factory(
+        COUNTDOWN, "hang", target=0, at_step=2, once=str(tmp_path / "fired"), child_pid_file=str(pid_file)
+    )
     pool = ProcessPool(factory, 2, num_workers=2, settings=FAST)
     try:
         episode(pool, 2)  # env 0 hangs: its worker's group is killed, the stand-in for SC2_x64 with it

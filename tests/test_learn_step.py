@@ -75,38 +75,56 @@ def host_updates(algo, envs: list[list], runner: RunnerState, num_updates: int, 
         seen = [[envs[s][e].reset(reset_keys[s, e], t_env[s]) for e in range(E)] for s in range(S)]
         writer, actor = EpisodeWriter(algo.spec, (S, E)), initial_actor
         for t in range(L + 1):
-            stacked = {k: np.stack([[seen[s][e][k] for e in range(E)] for s in range(S)])
-                       for k in ("obs", "state", "avail")}
-            ts = jax.tree.map(jnp.asarray, {**stacked, "reward": np.zeros((S, E), np.float32),
-                                            "terminal": np.zeros((S, E), bool), "won": np.zeros((S, E), bool)})
+            stacked = {
+                k: np.stack([[seen[s][e][k] for e in range(E)] for s in range(S)]) for k in ("obs", "state", "avail")
+            }
+            ts = jax.tree.map(
+                jnp.asarray,
+                {
+                    **stacked,
+                    "reward": np.zeros((S, E), np.float32),
+                    "terminal": np.zeros((S, E), bool),
+                    "won": np.zeros((S, E), bool),
+                },
+            )
             actions, actor = act(behaviour, actor, Timestep(**ts), jnp.full((E,), t == 0), act_keys[:, t])
             actions = np.asarray(actions)
             _, real = writer.flags(t)
-            outcome = {k: np.zeros((S, E), dtype) for k, dtype in (("reward", np.float32), ("terminal", bool),
-                                                                     ("won", bool))}
+            outcome = {
+                k: np.zeros((S, E), dtype) for k, dtype in (("reward", np.float32), ("terminal", bool), ("won", bool))
+            }
             for s, e in zip(*np.nonzero(real)):  # only envs whose episode runs are stepped
                 result = envs[s][e].step(env_keys[s, t, e], actions[s, e])
                 for k in outcome:
                     outcome[k][s, e] = result[k]
                 seen[s][e] = result
             writer.write(t, stacked["obs"], stacked["state"], stacked["avail"], actions, **outcome)
-        learner, buffer, _ = learn(runner.learner, runner.buffer, writer.episodes(), writer.stats(),
-                                   np.ones((S, E), bool), k_learn)
+        learner, buffer, _ = learn(
+            runner.learner, runner.buffer, writer.episodes(), writer.stats(), np.ones((S, E), bool), k_learn
+        )
         runner = RunnerState(learner=learner, buffer=buffer, key=key)
     return runner
 
 
 def key_data(tree):
-    return jax.tree.map(lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
-                        tree)
+    return jax.tree.map(
+        lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree
+    )
 
 
 # matrix_m3 through its numpy twin (a host simulator's contract) in CI; the small stag hunt's 50-step episodes
 # through its jitted step are the extended tier (80 s in CI).
 @pytest.mark.parametrize("env_name", ["matrix_m3", pytest.param("predator_prey_small", marks=pytest.mark.extended)])
 def test_a_host_style_driver_ends_bit_identical_to_the_device_chunk(env_name):
-    cfg = make_cfg("algo=qmix", f"env={env_name}", "num_seeds=2", "algo.num_envs=4", "algo.batch_size=8",
-                   "algo.buffer_size=16", "algo.target_update_episodes=8")
+    cfg = make_cfg(
+        "algo=qmix",
+        f"env={env_name}",
+        "num_seeds=2",
+        "algo.num_envs=4",
+        "algo.batch_size=8",
+        "algo.buffer_size=16",
+        "algo.target_update_episodes=8",
+    )
     env, algo, _ = build(cfg)
     E, updates = cfg.algo.num_envs, 4
     device, metrics = jax.jit(over_lanes(make_chunk(algo, env, E, cfg.algo.batch_size, updates)))(init_lanes(cfg, algo))
@@ -134,14 +152,20 @@ def tiny_episodes(num: int, spec: EnvSpec, lengths: list[int]) -> tuple[Episodes
     t = np.arange(T)[None]
     length = np.asarray(lengths)[:, None]
     ids = np.arange(num, dtype=np.float32)[:, None, None, None]
-    episodes = Episodes(obs=np.broadcast_to(ids, (num, T, spec.num_agents, spec.obs_dim)).copy(),
-                        state=np.zeros((num, T, spec.state_dim), np.float32),
-                        avail=np.ones((num, T, spec.num_agents, spec.num_actions), bool),
-                        actions=np.zeros((num, T, spec.num_agents), np.int32),
-                        reward=(t < length).astype(np.float32), terminal=(t == length - 1),
-                        filled=t <= length)
-    stats = {"return": length[:, 0].astype(np.float32), "length": length[:, 0].astype(np.int32),
-             "won": np.zeros(num, np.float32)}
+    episodes = Episodes(
+        obs=np.broadcast_to(ids, (num, T, spec.num_agents, spec.obs_dim)).copy(),
+        state=np.zeros((num, T, spec.state_dim), np.float32),
+        avail=np.ones((num, T, spec.num_agents, spec.num_actions), bool),
+        actions=np.zeros((num, T, spec.num_agents), np.int32),
+        reward=(t < length).astype(np.float32),
+        terminal=(t == length - 1),
+        filled=t <= length,
+    )
+    stats = {
+        "return": length[:, 0].astype(np.float32),
+        "length": length[:, 0].astype(np.int32),
+        "won": np.zeros(num, np.float32),
+    }
     return episodes, stats
 
 
@@ -183,9 +207,17 @@ def test_a_truncation_before_the_limit_ends_like_the_limit():
     for t in range(5):
         filled, real = writer.flags(t)
         obs = np.full((2, 1, 1), t, np.float32)
-        writer.write(t, obs, obs[:, 0], np.ones((2, 1, 2), bool), np.zeros((2, 1), np.int32),
-                     reward=np.array([t + 1.0, t + 1.0]), terminal=np.array([False, t == truncate_at]), won=False,
-                     truncated=np.array([t == truncate_at, False]))
+        writer.write(
+            t,
+            obs,
+            obs[:, 0],
+            np.ones((2, 1, 2), bool),
+            np.zeros((2, 1), np.int32),
+            reward=np.array([t + 1.0, t + 1.0]),
+            terminal=np.array([False, t == truncate_at]),
+            won=False,
+            truncated=np.array([t == truncate_at, False]),
+        )
     ep = writer.episodes()
     np.testing.assert_array_equal(ep.filled, [[1, 1, 1, 0, 0]] * 2)  # two real steps, then the bootstrap slot
     np.testing.assert_array_equal(ep.terminal, [[0, 0, 0, 0, 0], [0, 1, 0, 0, 0]])
@@ -193,8 +225,9 @@ def test_a_truncation_before_the_limit_ends_like_the_limit():
     mask = np.asarray(jax.tree.map(jnp.asarray, ep).mask)
     np.testing.assert_array_equal(mask, [[1, 1, 0, 0]] * 2)
     q_bar = jnp.array([[10.0, 20.0, 30.0, 99.0, 99.0]] * 2)  # slots 3-4 are unfilled: never read
-    y = td_lambda_targets(jnp.asarray(ep.reward[:, :-1]), jnp.asarray(ep.terminal[:, :-1]), jnp.asarray(mask), q_bar,
-                          0.5, 0.5)
+    y = td_lambda_targets(
+        jnp.asarray(ep.reward[:, :-1]), jnp.asarray(ep.terminal[:, :-1]), jnp.asarray(mask), q_bar, 0.5, 0.5
+    )
     # truncated: y_1 = r_1 + g Qbar_2 = 2 + 15 = 17; y_0 = r_0 + g[(1-l) Qbar_1 + l y_1] = 1 + 0.5 (10 + 8.5)
     np.testing.assert_allclose(np.asarray(y)[0, :2], [10.25, 17.0])
     # terminal: y_1 = r_1 = 2; y_0 = 1 + 0.5 (0.5 * 20 + 0.5 * 2) = 6.5
@@ -205,8 +238,15 @@ def test_a_truncation_before_the_limit_ends_like_the_limit():
 def test_the_learning_experiment_evaluates_the_parameters_it_trains(tmp_path):
     from experiments.learning import UNTRAINED_STREAM, untrained_then_trained
 
-    cfg = make_cfg("algo=qmix", "env=matrix_m0", "num_seeds=2", "total_timesteps=600", "log_every_steps=300",
-                   "algo.batch_size=32", run_dir=str(tmp_path / "run"))
+    cfg = make_cfg(
+        "algo=qmix",
+        "env=matrix_m0",
+        "num_seeds=2",
+        "total_timesteps=600",
+        "log_every_steps=300",
+        "algo.batch_size=32",
+        run_dir=str(tmp_path / "run"),
+    )
     report = untrained_then_trained(cfg)
     env, algo, _ = build(cfg)
     initial = init_lanes(cfg, algo).learner.params  # what `run` trains from
@@ -226,6 +266,7 @@ def counting_losses(algo, calls: list):
         def loss_fn(*args):
             jax.debug.callback(lambda: calls.append(1))
             return loss(*args)
+
         return loss_fn
 
     return dataclasses.replace(algo, stages=tuple(dataclasses.replace(s, loss=counted(s.loss)) for s in algo.stages))

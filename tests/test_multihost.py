@@ -14,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import COMPILE_FAST_XLA_FLAGS, killed_run_script
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = ["num_seeds=4", "env=matrix_m3", "total_timesteps=2000", "log_every_steps=1000", "eval_every_steps=1000",
-       "checkpoint.every_steps=1000", "progress=false"]
+RUN = [
+    "num_seeds=4",
+    "env=matrix_m3",
+    "total_timesteps=2000",
+    "log_every_steps=1000",
+    "eval_every_steps=1000",
+    "checkpoint.every_steps=1000",
+    "progress=false",
+]
 
 pytestmark = pytest.mark.xdist_group("multihost")  # the two processes of a run need the two cores
 
@@ -36,18 +42,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(program: list[str], args: list[str], processes: int, devices: int, timeout: float = 300
-            ) -> list[subprocess.CompletedProcess]:
+def _launch(
+    program: list[str], args: list[str], processes: int, devices: int, timeout: float = 300
+) -> list[subprocess.CompletedProcess]:
     """`processes` copies of `program args` as one jax.distributed program; their (rc, stdout, stderr)."""
     extra = []
     port = _free_port()
     procs = []
     for i in range(processes):
         if processes > 1:
-            extra = [f"distributed.coordinator_address=localhost:{port}", f"distributed.num_processes={processes}",
-                     f"distributed.process_id={i}"]
-        procs.append(subprocess.Popen([sys.executable, *program, *args, *extra], cwd=ROOT, env=_env(devices),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            extra = [
+                f"distributed.coordinator_address=localhost:{port}",
+                f"distributed.num_processes={processes}",
+                f"distributed.process_id={i}",
+            ]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *program, *args, *extra],
+                cwd=ROOT,
+                env=_env(devices),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     done = []
     try:
         for p in procs:
@@ -98,8 +116,9 @@ def two_process_run(tmp_path_factory) -> tuple[Path, list[subprocess.CompletedPr
     return run_dir, _train([*RUN, f"run_dir={run_dir}", "logger=wandb", "logger.mode=offline"])
 
 
-def _assert_same_run(a: Path, b: Path, overrides: list[str] = RUN, keys=("final", "env_steps_per_seed", "matrix",
-                                                                          "chunks")) -> None:
+def _assert_same_run(
+    a: Path, b: Path, overrides: list[str] = RUN, keys=("final", "env_steps_per_seed", "matrix", "chunks")
+) -> None:
     import jax
 
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
@@ -108,12 +127,12 @@ def _assert_same_run(a: Path, b: Path, overrides: list[str] = RUN, keys=("final"
     fa, fb = _final_state(a, overrides), _final_state(b, overrides)
     assert fa["meta"]["env_steps"] == fb["meta"]["env_steps"]
     same = jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), fa["state"], fb["state"])
-    assert all(jax.tree.leaves(same)), [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(same)
-                                        if not v][:5]
+    assert all(jax.tree.leaves(same)), [
+        jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(same) if not v
+    ][:5]
 
 
-def test_two_processes_train_the_seeds_of_one_process_bit_for_bit_and_only_process_0_writes(two_process_run,
-                                                                                            tmp_path):
+def test_two_processes_train_the_seeds_of_one_process_bit_for_bit_and_only_process_0_writes(two_process_run, tmp_path):
     run_dir, (p0, p1) = two_process_run
     single = tmp_path / "one"
     _train([*RUN, f"run_dir={single}"], processes=1, devices=4)
@@ -126,15 +145,23 @@ def test_two_processes_train_the_seeds_of_one_process_bit_for_bit_and_only_proce
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == summary["chunks"] == 2
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # one W&B run, process 0's
     assert not (run_dir / ".lock").exists()
-    evaluated = subprocess.run([sys.executable, "-m", "jaxfactor.evaluate", f"run_dir={run_dir}", "episodes=2"],
-                               cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "jaxfactor.evaluate", f"run_dir={run_dir}", "episodes=2"],
+        cwd=ROOT,
+        env=_env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]  # one process reads the two processes' checkpoint
-    assert [line.split(":")[0].strip() for line in evaluated.stdout.splitlines() if line.strip().startswith("seed ")] \
-        == ["seed 0", "seed 1", "seed 2", "seed 3"]
+    assert [
+        line.split(":")[0].strip() for line in evaluated.stdout.splitlines() if line.strip().startswith("seed ")
+    ] == ["seed 0", "seed 1", "seed 2", "seed 3"]
 
 
-def test_a_killed_two_process_run_resumes_with_two_processes_exactly_and_one_process_is_refused(two_process_run,
-                                                                                               tmp_path):
+def test_a_killed_two_process_run_resumes_with_two_processes_exactly_and_one_process_is_refused(
+    two_process_run, tmp_path
+):
     reference, _ = two_process_run
     run_dir = tmp_path / "killed"
     args = [*RUN, f"run_dir={run_dir}", "logger=wandb", "logger.mode=offline"]
@@ -155,26 +182,58 @@ def test_a_killed_two_process_run_resumes_with_two_processes_exactly_and_one_pro
 
 def test_an_unreachable_coordinator_or_a_busy_port_is_one_line_not_an_abort(tmp_path):
     """JAX's distributed client aborts the process when it cannot register; the run checks first."""
-    late = _launch(["-m", "jaxfactor.train"], [f"run_dir={tmp_path}/a", "distributed.coordinator_address=localhost:"
-                   f"{_free_port()}", "distributed.num_processes=2", "distributed.process_id=1",
-                   "distributed.initialization_timeout_s=2"], processes=1, devices=1)[0]
+    late = _launch(
+        ["-m", "jaxfactor.train"],
+        [
+            f"run_dir={tmp_path}/a",
+            f"distributed.coordinator_address=localhost:{_free_port()}",
+            "distributed.num_processes=2",
+            "distributed.process_id=1",
+            "distributed.initialization_timeout_s=2",
+        ],
+        processes=1,
+        devices=1,
+    )[0]
     assert late.returncode == 2 and len(_ours(late.stderr)) == 1, late.stderr[-2000:]
     assert "was not reachable from process 1 within distributed.initialization_timeout_s=2" in late.stderr
     with socket.socket() as busy:
         busy.bind(("", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        first = _launch(["-m", "jaxfactor.train"], [f"run_dir={tmp_path}/b", "distributed.coordinator_address="
-                        f"localhost:{port}", "distributed.num_processes=2", "distributed.process_id=0"],
-                        processes=1, devices=1)[0]
+        first = _launch(
+            ["-m", "jaxfactor.train"],
+            [
+                f"run_dir={tmp_path}/b",
+                f"distributed.coordinator_address=localhost:{port}",
+                "distributed.num_processes=2",
+                "distributed.process_id=0",
+            ],
+            processes=1,
+            devices=1,
+        )[0]
     assert first.returncode == 2 and len(_ours(first.stderr)) == 1, first.stderr[-2000:]
     assert f"process 0 cannot serve on port {port}" in first.stderr
 
 
-HOST = ["algo=qmix", "env=sc2_3m", "env.simulator=fake", "env.fake_restart_prob=0.01", "num_seeds=4",
-        "total_timesteps=150", "log_every_steps=100", "algo.num_envs=2", "algo.batch_size=4", "algo.buffer_size=8",
-        "algo.agent_hidden_dim=16", "algo.mixing_embed_dim=8", "algo.hypernet_embed_dim=16", "env.test_episodes=2",
-        "host.workers=1", "algo.length_buckets=1", "progress=false"]  # compile-bound: one batch length
+HOST = [
+    "algo=qmix",
+    "env=sc2_3m",
+    "env.simulator=fake",
+    "env.fake_restart_prob=0.01",
+    "num_seeds=4",
+    "total_timesteps=150",
+    "log_every_steps=100",
+    "algo.num_envs=2",
+    "algo.batch_size=4",
+    "algo.buffer_size=8",
+    "algo.agent_hidden_dim=16",
+    "algo.mixing_embed_dim=8",
+    "algo.hypernet_embed_dim=16",
+    "env.test_episodes=2",
+    "host.workers=1",
+    "algo.length_buckets=1",
+    "progress=false",
+]  # compile-bound: one batch length
 
 
 def test_host_simulators_over_two_processes_each_driving_its_own_lanes_equal_one_process(tmp_path):

@@ -7,19 +7,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import exploring
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import exploring
 
 from jaxfactor.algos.factorised import make_factorised
 from jaxfactor.algos.me_igm import soft_rewards
+from jaxfactor.cli import load_config
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.networks.mixers import MixerInput, make_mixer
 from jaxfactor.rl.policies import masked_argmax
 from jaxfactor.rl.targets import td_lambda_targets
-from jaxfactor.runner.rollout import rollout
 from jaxfactor.runner.lanes import build
-from jaxfactor.cli import load_config
+from jaxfactor.runner.rollout import rollout
 
 N, A, G = 3, 5, 7
 
@@ -40,7 +40,7 @@ def test_opt_preserves_the_order_of_its_input(seed, layers, scale):
     assert np.all(diff_out[diff_in < 0] <= 1e-5)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def me_on_smax():
     return build(load_config(["algo=me_qmix", "env=smax_3m", "algo.opt_layers=2"], run_dir="/tmp/jaxfactor-test"))
 
@@ -67,7 +67,10 @@ def fit_table(mixer_name: str, table: np.ndarray, steps: int = 2000) -> float:
     state = jnp.ones((9, 4))
     joint = jnp.array([(a, b) for a in range(3) for b in range(3)])
     # Random utilities: all-equal ones are a saddle point of both mixers.
-    params = {"q": jax.random.normal(jax.random.key(1), (2, 3)), "mixer": mixer.init(jax.random.key(0), MixerInput(jnp.zeros((9, 2)), state))}
+    params = {
+        "q": jax.random.normal(jax.random.key(1), (2, 3)),
+        "mixer": mixer.init(jax.random.key(0), MixerInput(jnp.zeros((9, 2)), state)),
+    }
 
     def sse(p):
         qs = jnp.stack([p["q"][0][joint[:, 0]], p["q"][1][joint[:, 1]]], -1)
@@ -98,7 +101,7 @@ def test_soft_td_lambda_hand_computed():
     r = jnp.array([[1.0, 2.0]])
     d = jnp.array([[False, False]])
     log_pi_next = jnp.array([[-1.0, -0.5]])  # log pi_jt(u_1 | s_1), log pi_jt(u_2 | s_2)
-    q_bar = jnp.array([[0.0, 4.0, 6.0]])     # target Q_tot at the stored u_0, u_1, u_2
+    q_bar = jnp.array([[0.0, 4.0, 6.0]])  # target Q_tot at the stored u_0, u_1, u_2
     r_soft = soft_rewards(r, d, log_pi_next, jnp.float32(2.0), 0.5)
     np.testing.assert_allclose(r_soft, [[1.0 + 0.5 * 2.0 * 1.0, 2.0 + 0.5 * 2.0 * 0.5]])  # [[2, 2.5]]
     y = td_lambda_targets(r_soft, d, jnp.ones((1, 2)), q_bar, 0.5, 0.5)
@@ -117,8 +120,9 @@ def small_batch(cfg_factory, *overrides, env="matrix_m4", num_envs=16):
 
 
 def test_sarsa_bootstrap_uses_the_stored_next_action(cfg_factory):
-    cfg, env, _, learner, batch = small_batch(cfg_factory, "algo=nmix", "algo.bootstrap=sarsa", env="smax_3m",
-                                              num_envs=2)
+    cfg, env, _, learner, batch = small_batch(
+        cfg_factory, "algo=nmix", "algo.bootstrap=sarsa", env="smax_3m", num_envs=2
+    )
     learner_fac = make_factorised(cfg.algo, cfg.env, env.spec)
     params = learner.params
     target = jax.tree.map(lambda x: x + 0.01, params)  # a target that differs from the online net
@@ -155,8 +159,9 @@ def test_temperature_moves_the_entropy_toward_its_target(cfg_factory):
 
 @pytest.mark.extended  # 38 s in CI
 def test_rnd_predictor_loss_decreases_on_a_fixed_stream(cfg_factory):
-    _, _, algo, learner, batch = small_batch(cfg_factory, "algo=nmix", "algo.bonus=rnd", "algo.bootstrap=sarsa",
-                                             env="smax_3m", num_envs=4)
+    _, _, algo, learner, batch = small_batch(
+        cfg_factory, "algo=nmix", "algo.bonus=rnd", "algo.bootstrap=sarsa", env="smax_3m", num_envs=4
+    )
     update = jax.jit(algo.update)
     losses = []
     for i in range(60):

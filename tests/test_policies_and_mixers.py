@@ -25,8 +25,12 @@ def test_masked_selection_never_picks_unavailable():
     g = masked_argmax(q, avail)
     assert bool(jnp.take_along_axis(avail, g[..., None], -1).all())
     # eps = 1 covers every available action (uniform exploration really happens)
-    a = epsilon_greedy(k3, jnp.zeros((20000, 1, 4)), jnp.array([True, False, True, True])[None, None].repeat(20000, 0),
-                       jnp.float32(1.0))
+    a = epsilon_greedy(
+        k3,
+        jnp.zeros((20000, 1, 4)),
+        jnp.array([True, False, True, True])[None, None].repeat(20000, 0),
+        jnp.float32(1.0),
+    )
     counts = np.bincount(np.asarray(a).ravel(), minlength=4)
     assert counts[1] == 0 and (counts[[0, 2, 3]] > 6000).all()
 

@@ -50,9 +50,24 @@ def test_diverged_lanes_are_left_out_of_every_result_and_stay_diverged_after_a_r
 @pytest.mark.slow
 def test_the_exit_code_says_when_every_lane_diverged(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}  # compile-bound
-    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "num_seeds=1", "algo.lr=1e30",
-                           "total_timesteps=500", "log_every_steps=500", "run_dir=run", "progress=false"],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxfactor.train",
+            "num_seeds=1",
+            "algo.lr=1e30",
+            "total_timesteps=500",
+            "log_every_steps=500",
+            "run_dir=run",
+            "progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 3, done.stderr[-2000:]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing written outside run_dir (no outputs/)
     assert "EVERY LANE DIVERGED (non-finite losses): lanes 0" in done.stdout
@@ -71,30 +86,46 @@ def test_a_metrics_file_cut_short_loses_its_last_line_only(tmp_path, capsys):
         read_metrics(path)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["algo.lr=nan"], "algo.lr=nan is out of range; allowed: (0, inf)"),
-    (["algo.gamma=inf"], "algo.gamma=inf is out of range; allowed: [0, 1]"),
-    (["sweep.algo.lr=[0.001,nan]"], "sweep.algo.lr=nan is out of range"),
-    (["env=matrix", "env.payoff=[[1,nan],[0,0]]"], "env.payoff holds nan; allowed: finite numbers"),
-    (["algo=pow_qmix", "algo.pow_tolerance=inf"], "algo.pow_tolerance=inf is not a finite number"),
-    (["total_timesteps=2.5"], "total_timesteps must be int, got 2.5"),
-    (["env=predator_prey_small", "env.penalty=abc"], "env.penalty='abc' is not a number; allowed: a number in [-inf, 0]"),
-    (["env=smax_3m", "env.max_steps=nan"], "env.max_steps=nan is not an integer; allowed: an integer in [1, inf)"),
-    (["env=mpe_simple_spread", "env.local_ratio=1.5"], "env.local_ratio=1.5 is out of range; allowed: a number in [0, 1]"),
-    (["env=overcooked_cramped_room", "env.max_steps=true"], "env.max_steps=True is not an integer"),
-    (["algo=qmix,vdn"], "allowed: one value, a list in brackets, or -m to run algo=qmix,vdn as a sweep"),
-    (["algo.lr=[0.1"], "no viable alternative at input '[0.1'"),
-    (["algo.target_update_episodes=9567191577"], "algo.target_update_episodes=9567191577 is out of range; allowed: "
-                                                 "at most 2147483647 (int32 counters)"),
-    (["seed=2147483647", "num_seeds=2"], "seed + num_seeds - 1 at most 2147483647"),
-    (["algo.eps_start=0.05", "algo.eps_finish=0.5"], "algo.eps_finish=0.5 > algo.eps_start=0.05; allowed: eps_finish "
-                                                      "<= eps_start (equal for a constant epsilon)"),
-    (["sweep.algo.eps_start=[1.0,0.01]", "algo.eps_finish=0.05"], "at grid point {'algo.eps_start': 0.01}"),
-    (["step=3"], "step=3 picks the checkpoint a resume continues from; allowed: with resume=<run_dir>"),
-    (["-m", "algo.lr=0.001,-1"], "multirun job 1 (algo.lr=-1"),
-    (["-m", "env=predator_prey_small,matrix_m0", "env.penalty=-1"],
-     "multirun job 1 (env=matrix_m0 env.penalty=-1 run_dir="),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["algo.lr=nan"], "algo.lr=nan is out of range; allowed: (0, inf)"),
+        (["algo.gamma=inf"], "algo.gamma=inf is out of range; allowed: [0, 1]"),
+        (["sweep.algo.lr=[0.001,nan]"], "sweep.algo.lr=nan is out of range"),
+        (["env=matrix", "env.payoff=[[1,nan],[0,0]]"], "env.payoff holds nan; allowed: finite numbers"),
+        (["algo=pow_qmix", "algo.pow_tolerance=inf"], "algo.pow_tolerance=inf is not a finite number"),
+        (["total_timesteps=2.5"], "total_timesteps must be int, got 2.5"),
+        (
+            ["env=predator_prey_small", "env.penalty=abc"],
+            "env.penalty='abc' is not a number; allowed: a number in [-inf, 0]",
+        ),
+        (["env=smax_3m", "env.max_steps=nan"], "env.max_steps=nan is not an integer; allowed: an integer in [1, inf)"),
+        (
+            ["env=mpe_simple_spread", "env.local_ratio=1.5"],
+            "env.local_ratio=1.5 is out of range; allowed: a number in [0, 1]",
+        ),
+        (["env=overcooked_cramped_room", "env.max_steps=true"], "env.max_steps=True is not an integer"),
+        (["algo=qmix,vdn"], "allowed: one value, a list in brackets, or -m to run algo=qmix,vdn as a sweep"),
+        (["algo.lr=[0.1"], "no viable alternative at input '[0.1'"),
+        (
+            ["algo.target_update_episodes=9567191577"],
+            "algo.target_update_episodes=9567191577 is out of range; allowed: at most 2147483647 (int32 counters)",
+        ),
+        (["seed=2147483647", "num_seeds=2"], "seed + num_seeds - 1 at most 2147483647"),
+        (
+            ["algo.eps_start=0.05", "algo.eps_finish=0.5"],
+            "algo.eps_finish=0.5 > algo.eps_start=0.05; allowed: eps_finish "
+            "<= eps_start (equal for a constant epsilon)",
+        ),
+        (["sweep.algo.eps_start=[1.0,0.01]", "algo.eps_finish=0.05"], "at grid point {'algo.eps_start': 0.01}"),
+        (["step=3"], "step=3 picks the checkpoint a resume continues from; allowed: with resume=<run_dir>"),
+        (["-m", "algo.lr=0.001,-1"], "multirun job 1 (algo.lr=-1"),
+        (
+            ["-m", "env=predator_prey_small,matrix_m0", "env.penalty=-1"],
+            "multirun job 1 (env=matrix_m0 env.penalty=-1 run_dir=",
+        ),
+    ],
+)
 def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expected, capfd, tmp_path):
     from jaxfactor.train import main
 
@@ -107,24 +138,44 @@ def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expec
     assert not any(tmp_path.iterdir()), "nothing is written (a multirun starts no job)"
 
 
-@pytest.mark.parametrize("tool, args, expected", [
-    ("evaluate", ["run_dir={run}", "render=true", "gif={tmp}/x.png"],
-     "gif={tmp}/x.png has an unknown extension '.png'; allowed: .gif"),
-    ("evaluate", ["run_dir={run}", "render=true", "gif={tmp}/a_file/x.gif"],
-     "gif={tmp}/a_file/x.gif cannot be written ({tmp}/a_file is not a writable directory)"),
-    ("evaluate", ["run_dir={run}", "gif={tmp}/x.gif"], "gif={tmp}/x.gif needs render=true"),
-    ("evaluate", ["run_dir={run}", "episodes=0"], "episodes=0 is out of range; allowed: an integer >= 1"),
-    ("evaluate", ["run_dir={run}"], "{run}/config.json is damaged (Expecting value"),
-    ("evaluate", ["run_dir={tmp}"], "run_dir={tmp} is not a run directory (no config.json there)"),
-    ("plot", ["{run}", "--reps", "0"], "--reps 0 is out of range; allowed: an integer >= 1"),
-    ("plot", ["{run}", "--reps", "many"], "argument --reps: invalid int value: 'many'; see python -m jaxfactor.plot"),
-    ("plot", ["{run}", "--out", "{tmp}/curves.docx"], "--out={tmp}/curves.docx has an unknown extension '.docx'; "
-                                                      "allowed: .avif, .eps, .gif"),
-    ("plot", ["{run}", "--out", "{tmp}"], "--out={tmp} has an unknown extension ''"),
-    ("plot", ["{run}", "--out", "{tmp}/a_file/c.png"], "cannot be written ({tmp}/a_file is not a writable directory)"),
-    ("plot", [], "the following arguments are required: run_dirs"),
-    ("plot", ["{run}"], "{run}/config.json is damaged (Expecting value"),
-])
+@pytest.mark.parametrize(
+    "tool, args, expected",
+    [
+        (
+            "evaluate",
+            ["run_dir={run}", "render=true", "gif={tmp}/x.png"],
+            "gif={tmp}/x.png has an unknown extension '.png'; allowed: .gif",
+        ),
+        (
+            "evaluate",
+            ["run_dir={run}", "render=true", "gif={tmp}/a_file/x.gif"],
+            "gif={tmp}/a_file/x.gif cannot be written ({tmp}/a_file is not a writable directory)",
+        ),
+        ("evaluate", ["run_dir={run}", "gif={tmp}/x.gif"], "gif={tmp}/x.gif needs render=true"),
+        ("evaluate", ["run_dir={run}", "episodes=0"], "episodes=0 is out of range; allowed: an integer >= 1"),
+        ("evaluate", ["run_dir={run}"], "{run}/config.json is damaged (Expecting value"),
+        ("evaluate", ["run_dir={tmp}"], "run_dir={tmp} is not a run directory (no config.json there)"),
+        ("plot", ["{run}", "--reps", "0"], "--reps 0 is out of range; allowed: an integer >= 1"),
+        (
+            "plot",
+            ["{run}", "--reps", "many"],
+            "argument --reps: invalid int value: 'many'; see python -m jaxfactor.plot",
+        ),
+        (
+            "plot",
+            ["{run}", "--out", "{tmp}/curves.docx"],
+            "--out={tmp}/curves.docx has an unknown extension '.docx'; allowed: .avif, .eps, .gif",
+        ),
+        ("plot", ["{run}", "--out", "{tmp}"], "--out={tmp} has an unknown extension ''"),
+        (
+            "plot",
+            ["{run}", "--out", "{tmp}/a_file/c.png"],
+            "cannot be written ({tmp}/a_file is not a writable directory)",
+        ),
+        ("plot", [], "the following arguments are required: run_dirs"),
+        ("plot", ["{run}"], "{run}/config.json is damaged (Expecting value"),
+    ],
+)
 def test_evaluate_and_plot_arguments_are_one_line_errors(tool, args, expected, tmp_path, capfd):
     import importlib
 
@@ -158,12 +209,19 @@ def test_one_process_per_run_dir(tmp_path, capfd):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / "run" / ".lock").write_text(str(sleeper.pid))  # a live run holds it
-        done = subprocess.run([sys.executable, "-m", "jaxfactor.train", f"run_dir={tmp_path}/run", "progress=false"],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        done = subprocess.run(
+            [sys.executable, "-m", "jaxfactor.train", f"run_dir={tmp_path}/run", "progress=false"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        )
         assert done.returncode == 2, done.stderr[-2000:]
         err = [line for line in done.stderr.splitlines() if "jaxfactor" in line]
-        assert err == [f"jaxfactor: error: run_dir={tmp_path}/run is in use by another run (pid {sleeper.pid}); "
-                       "allowed: another run_dir"], done.stderr[-2000:]
+        assert err == [
+            f"jaxfactor: error: run_dir={tmp_path}/run is in use by another run (pid {sleeper.pid}); "
+            "allowed: another run_dir"
+        ], done.stderr[-2000:]
         assert "Traceback" not in done.stderr
     finally:
         sleeper.kill()
@@ -178,17 +236,35 @@ def test_one_process_per_run_dir(tmp_path, capfd):
     with pytest.raises(SystemExit) as exit_info:
         main([f"run_dir={tmp_path}/file", "progress=false"])
     err = capfd.readouterr().err.strip()
-    assert exit_info.value.code == 2 and err == f"jaxfactor: error: run_dir={tmp_path}/file is a file; allowed: a " \
-                                               "directory (new or a run's own)", err
+    assert (
+        exit_info.value.code == 2
+        and err == f"jaxfactor: error: run_dir={tmp_path}/file is a file; allowed: a directory (new or a run's own)"
+    ), err
 
 
 def test_a_multirun_writes_only_inside_its_run_dir_and_help_lists_public_options(tmp_path, capsys):
     from jaxfactor.train import main
 
-    done = subprocess.run([sys.executable, "-m", "jaxfactor.train", "-m", "seed=0,1", "num_seeds=1",
-                           "total_timesteps=100", "log_every_steps=100", "eval_every_steps=100", "run_dir=sweep",
-                           "progress=false"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxfactor.train",
+            "-m",
+            "seed=0,1",
+            "num_seeds=1",
+            "total_timesteps=100",
+            "log_every_steps=100",
+            "eval_every_steps=100",
+            "run_dir=sweep",
+            "progress=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # no multirun/, outputs/ or .hydra/ in the cwd
     sweep = tmp_path / "sweep"
@@ -199,7 +275,10 @@ def test_a_multirun_writes_only_inside_its_run_dir_and_help_lists_public_options
 
     main(["--help"])
     out = capsys.readouterr().out
-    groups = {line.split(": ")[0]: line.split(": ")[1].split(", ") for line in out.splitlines()
-              if line.startswith(("algo: ", "env: ", "logger: "))}
+    groups = {
+        line.split(": ")[0]: line.split(": ")[1].split(", ")
+        for line in out.splitlines()
+        if line.startswith(("algo: ", "env: ", "logger: "))
+    }
     assert "qmix" in groups["algo"] and "smax_3m" in groups["env"] and groups["logger"] == ["console", "wandb"]
     assert not [o for options in groups.values() for o in options if o.startswith("_")], groups

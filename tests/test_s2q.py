@@ -7,18 +7,22 @@ import pytest
 from conftest import exploring
 
 from jaxfactor.algos.s2q import subvalue_index, subvalue_weights, suppressed_targets
-from jaxfactor.runner.rollout import rollout
 from jaxfactor.runner.lanes import build
+from jaxfactor.runner.rollout import rollout
 
 
 def test_suppressed_targets_and_weights_hand_made():
     # B = 1, T = 3 slots, N = 2, K + 1 = 3 sub-values.
     y = jnp.array([[5.0, 4.0, 3.0]])
-    q_star = jnp.array([[2.0, 6.0, -1.0]])      # online Q-hat-star at the executed actions
+    q_star = jnp.array([[2.0, 6.0, -1.0]])  # online Q-hat-star at the executed actions
     executed = jnp.array([[[0, 0], [1, 1], [2, 2]]])
-    greedy = jnp.array([[[[0, 0], [0, 0], [0, 0]]],   # sub-value 0 greedy joint actions per slot
-                        [[[1, 1], [1, 1], [1, 1]]],   # sub-value 1
-                        [[[2, 2], [2, 2], [0, 0]]]])  # sub-value 2
+    greedy = jnp.array(
+        [
+            [[[0, 0], [0, 0], [0, 0]]],  # sub-value 0 greedy joint actions per slot
+            [[[1, 1], [1, 1], [1, 1]]],  # sub-value 1
+            [[[2, 2], [2, 2], [0, 0]]],
+        ]
+    )  # sub-value 2
     y_k = suppressed_targets(y, executed, greedy, q_star, suppression=1.0, floor=None)
     # slot 0: u = (A,A) = greedy^(0): suppressed for k = 1, 2 by q* = 2.
     # slot 1: u = (B,B) = greedy^(1): suppressed for k = 2 only, by 6.
@@ -47,10 +51,10 @@ def test_subvalue_index_shared_fixed_and_ablations():
     fixed = jnp.arange(400) % 2 == 0
     index = subvalue_index(key, logits, fixed, 3, "none")
     assert index.shape == (400, 3)
-    assert bool((index[fixed] == 0).all())                           # fixed episodes follow sub-value 0
-    assert bool((index == index[:, :1]).all())                       # one index shared by all agents
+    assert bool((index[fixed] == 0).all())  # fixed episodes follow sub-value 0
+    assert bool((index == index[:, :1]).all())  # one index shared by all agents
     freq = np.bincount(np.asarray(index[~fixed, 0]), minlength=3) / 200
-    np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.1)      # drawn from P-hat
+    np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.1)  # drawn from P-hat
     independent = subvalue_index(key, logits, jnp.zeros(400, bool), 3, "independent")
     assert not bool((independent == independent[:, :1]).all())
     assert bool((subvalue_index(key, logits, jnp.zeros(400, bool), 3, "no_softmax") == 0).all())
@@ -74,17 +78,27 @@ def test_behaviour_policy_index_is_per_episode_and_actions_available(cfg_factory
 def test_one_subvalue_without_weighting_is_qmix_plus_central_loss(cfg_factory):
     """K = 0 and w = 1: S2Q's loss minus its encoder-decoder terms equals the "QMIX + Q-hat-star"
     WQMIX ablation's loss for the same parameters (both without 1/2 factors)."""
-    _, s2q, _ = build(cfg_factory("algo=s2q", "env=smax_3m", "env.max_steps=10", "algo.num_subvalues=0",
-                                     "algo.ablation=no_wtd"))
-    cfg = cfg_factory("algo=cw_qmix", "env=smax_3m", "env.max_steps=10", "algo.weighting=uniform", "algo.loss_scale=1.0",
-                      "algo.central_loss_scale=1.0")
+    _, s2q, _ = build(
+        cfg_factory("algo=s2q", "env=smax_3m", "env.max_steps=10", "algo.num_subvalues=0", "algo.ablation=no_wtd")
+    )
+    cfg = cfg_factory(
+        "algo=cw_qmix",
+        "env=smax_3m",
+        "env.max_steps=10",
+        "algo.weighting=uniform",
+        "algo.loss_scale=1.0",
+        "algo.central_loss_scale=1.0",
+    )
     env, cw, _ = build(cfg)
     state = s2q.init(jax.random.key(0))
     batch, _ = rollout(s2q, env, exploring(state.params, 1.0), jax.random.key(1), 4, greedy=False)
     p = state.params
-    cw_params = {"agent": jax.tree.map(lambda x: x[0], p["subvalue_agents"]),
-                 "mixer": jax.tree.map(lambda x: x[0], p["subvalue_mixers"]),
-                 "central_agent": p["central_agent"], "central_mixer": p["central_mixer"]}
+    cw_params = {
+        "agent": jax.tree.map(lambda x: x[0], p["subvalue_agents"]),
+        "mixer": jax.tree.map(lambda x: x[0], p["subvalue_mixers"]),
+        "central_agent": p["central_agent"],
+        "central_mixer": p["central_mixer"],
+    }
     targets = {"central_agent": p["central_agent"], "central_mixer": p["central_mixer"]}
     s2q_loss, (m, _) = jax.jit(s2q.stages[0].loss)(p, targets, batch, state.hp, jax.random.key(2), {})
     cw_targets = {**targets, "agent": cw_params["agent"], "mixer": cw_params["mixer"]}

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_host_loop import ALGO_YAMLS, countdown_batch, stage_gradients
 
 from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.structs import Episodes
-from test_host_loop import ALGO_YAMLS, countdown_batch, stage_gradients
 
 IN_CI = ("qmix", "s2q")  # the factorised unroll (every algorithm but S2Q) and S2Q's; all 15 with EXTENDED
 
@@ -22,8 +22,14 @@ def test_td_lambda_targets_stop_at_a_terminal_inside_the_row_and_bootstrap_at_it
     #   G_2 = 0.45 * G_3 + 3 + 0.45 * Q_3 = 22.05 + 3 + 18 = 43.05
     #   G_1 = 0.45 * 0 + 2 + 0 = 2                                     (terminal: nothing of B flows back into A)
     #   G_0 = 0.45 * G_1 + 1 + 0.45 * Q_1 = 0.9 + 1 + 9 = 10.9
-    y = td_lambda_targets(jnp.array([[1.0, 2.0, 3.0, 4.0]]), jnp.array([[0, 1, 0, 0]], bool), jnp.ones((1, 4)),
-                          jnp.array([[10.0, 20.0, 30.0, 40.0, 50.0]]), 0.9, 0.5)
+    y = td_lambda_targets(
+        jnp.array([[1.0, 2.0, 3.0, 4.0]]),
+        jnp.array([[0, 1, 0, 0]], bool),
+        jnp.ones((1, 4)),
+        jnp.array([[10.0, 20.0, 30.0, 40.0, 50.0]]),
+        0.9,
+        0.5,
+    )
     np.testing.assert_allclose(y, [[10.9, 2.0, 43.05, 49.0]], rtol=1e-6)
 
 
@@ -33,8 +39,9 @@ def test_a_step_into_a_new_episode_is_learned_only_when_it_terminated():
     start = jnp.array([[1, 0, 1, 0, 1, 0]], bool)
     terminal = jnp.array([[0, 1, 0, 0, 0, 0]], bool)
     ones = jnp.ones((1, 6), bool)
-    row = Episodes(obs=None, state=None, avail=None, actions=None, reward=None, terminal=terminal, filled=ones,
-                   start=start)
+    row = Episodes(
+        obs=None, state=None, avail=None, actions=None, reward=None, terminal=terminal, filled=ones, start=start
+    )
     np.testing.assert_array_equal(row.mask, [[1, 1, 1, 0, 1]])
     assert row.replace(start=None).mask.tolist() == [[1.0] * 5]  # one episode per row: every filled next slot
 
@@ -49,7 +56,7 @@ def as_segments(batch: Episodes) -> Episodes:
     for lane in range(filled.shape[0]):
         lengths = filled[lane].sum(-1) - 1  # real steps per episode
         last = len(lengths) - 1
-        pieces = [jax.tree.map(lambda x: x[lane, e, :n + (e == last)], batch) for e, n in enumerate(lengths)]
+        pieces = [jax.tree.map(lambda x: x[lane, e, : n + (e == last)], batch) for e, n in enumerate(lengths)]
         row = jax.tree.map(lambda *xs: jnp.concatenate(xs), *pieces)
         starts = np.zeros(int(lengths.sum()) + 1, bool)
         starts[np.cumsum(lengths)[:-1]] = True
@@ -66,8 +73,7 @@ def as_segments(batch: Episodes) -> Episodes:
     return jax.tree.map(lambda *xs: jnp.stack(xs)[:, None], *map(pad, rows))  # [lanes, 1 row, slots]
 
 
-@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended)
-                                  for n in ALGO_YAMLS])
+@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.extended) for n in ALGO_YAMLS])
 def test_learning_on_episodes_back_to_back_in_one_segment_equals_learning_on_them_one_per_row(name):
     # The learner restarts its recurrent state and previous action at every `start` and its TD(lambda) targets at
     # every terminal: the same transitions in one row or in eight give the same losses and gradients.
@@ -81,13 +87,25 @@ def test_learning_on_episodes_back_to_back_in_one_segment_equals_learning_on_the
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # and without restarting, the recurrent state would carry one episode into the next
     carried = grads(learner, segments.replace(start=segments.start.at[..., 1:].set(False)), keys)
-    assert not all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in
-                   zip(jax.tree.leaves(one_per_row), jax.tree.leaves(carried)))
+    assert not all(
+        np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(jax.tree.leaves(one_per_row), jax.tree.leaves(carried))
+    )
 
 
-SMAX_SEGMENTS = ("algo=qmix", "env=smax_3m", "num_seeds=2", "runner.layout=segments", "runner.segment_length=64",
-                 "algo.length_buckets=1", "algo.batch_size=32", "algo.target_update_episodes=80",
-                 "algo.eps_anneal_steps=20000", "log_every_steps=8192", "eval_every_steps=40000", "progress=false")
+SMAX_SEGMENTS = (
+    "algo=qmix",
+    "env=smax_3m",
+    "num_seeds=2",
+    "runner.layout=segments",
+    "runner.segment_length=64",
+    "algo.length_buckets=1",
+    "algo.batch_size=32",
+    "algo.target_update_episodes=80",
+    "algo.eps_anneal_steps=20000",
+    "log_every_steps=8192",
+    "eval_every_steps=40000",
+    "progress=false",
+)
 
 
 @pytest.mark.slow

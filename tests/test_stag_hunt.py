@@ -22,9 +22,13 @@ def make(num_agents=3, num_stags=2, **kw):
 
 def state(agents, stags, frozen=None, alive=None):
     n, p = len(agents), len(stags)
-    return StagHuntState(agent_pos=jnp.array(agents, jnp.int32), prey_pos=jnp.array(stags, jnp.int32),
-                         frozen=jnp.array(frozen or [False] * n), prey_alive=jnp.array(alive or [True] * p),
-                         t=jnp.array(0, jnp.int32))
+    return StagHuntState(
+        agent_pos=jnp.array(agents, jnp.int32),
+        prey_pos=jnp.array(stags, jnp.int32),
+        frozen=jnp.array(frozen or [False] * n),
+        prey_alive=jnp.array(alive or [True] * p),
+        t=jnp.array(0, jnp.int32),
+    )
 
 
 def outcomes(env, st, actions, keys=range(24)):
@@ -42,8 +46,8 @@ def test_capture_by_two_adjacent_catchers_pays_and_freezes_both():
         assert not bool(ts.terminal)
         grid = np.asarray(ts.state).reshape(5, 5, 3)
         assert grid[..., 0].sum() == 1 and grid[0, 4, 0] == 1  # frozen agents left the grid
-        assert grid[..., 1].sum() == 1                          # the captured stag is gone
-        np.testing.assert_array_equal(ts.obs[:2], 0.0)         # frozen agents observe nothing
+        assert grid[..., 1].sum() == 1  # the captured stag is gone
+        np.testing.assert_array_equal(ts.obs[:2], 0.0)  # frozen agents observe nothing
         assert ts.avail[:2].tolist() == [[False] * 4 + [True, False]] * 2  # and may only stay
 
 
@@ -118,8 +122,8 @@ def test_available_actions():
     st = state(agents=[(0, 0), (2, 2), (4, 4)], stags=[(1, 0), (0, 4)], frozen=[False, False, True])
     avail = np.asarray(env.avail_actions(st))
     #            right  down   left   up     stay  catch
-    assert avail[0].tolist() == [True, True, False, False, True, True]   # corner, stag below
-    assert avail[1].tolist() == [True, True, True, True, True, False]    # nothing adjacent
+    assert avail[0].tolist() == [True, True, False, False, True, True]  # corner, stag below
+    assert avail[1].tolist() == [True, True, True, True, True, False]  # nothing adjacent
     assert avail[2].tolist() == [False, False, False, False, True, False]  # frozen: stay only
     dead = state(agents=[(0, 0), (2, 2), (4, 4)], stags=[(1, 0), (0, 4)], alive=[False, True])
     assert not bool(env.avail_actions(dead)[0, CATCH])  # dead prey cannot be caught
@@ -130,7 +134,7 @@ def test_observation_window_is_centred_and_zero_outside():
     st = state(agents=[(0, 0), (2, 2), (4, 4)], stags=[(1, 0), (0, 4)])
     ts = env._timestep(st, jnp.array(0.0), jnp.array(False))
     obs = np.asarray(ts.obs).reshape(3, 5, 5, 3)
-    assert obs[0, 2, 2, 0] == 1 and obs[0, 3, 2, 1] == 1       # itself at the centre, stag one row below
+    assert obs[0, 2, 2, 0] == 1 and obs[0, 3, 2, 1] == 1  # itself at the centre, stag one row below
     assert obs[0, :2].sum() == 0 and obs[0, :, :2].sum() == 0  # rows/cols outside the grid are zero
     assert obs[1, ..., 0].sum() == 3 and obs[1, ..., 1].sum() == 2  # the centre agent sees the whole 5x5 grid
 
@@ -256,8 +260,11 @@ def test_random_policy_statistics_match_an_independent_implementation():
     ret, caught, length = random_policy_stats(env, jax.random.key(0), episodes)
     rng = np.random.default_rng(0)
     ref = np.array([reference_episode(rng, rows, cols, n, stags, penalty, limit) for _ in range(episodes)])
-    for name, ours, theirs in (("return", ret, ref[:, 0]), ("captures", caught, ref[:, 1]),
-                               ("length", length, ref[:, 2])):
+    for name, ours, theirs in (
+        ("return", ret, ref[:, 0]),
+        ("captures", caught, ref[:, 1]),
+        ("length", length, ref[:, 2]),
+    ):
         ours, theirs = np.asarray(ours, float), theirs.astype(float)
         se = np.sqrt(ours.var() / len(ours) + theirs.var() / len(theirs))
         assert abs(ours.mean() - theirs.mean()) < 4 * se + 1e-6, (name, ours.mean(), theirs.mean(), se)
@@ -287,12 +294,19 @@ def test_qmix_learns_to_hunt_on_the_small_preset(cfg_factory):
     from jaxfactor.runner.lanes import build, init_lanes
     from jaxfactor.runner.loop import run
 
-    cfg = cfg_factory("algo=qmix", "env=predator_prey_small", "num_seeds=2", "total_timesteps=60000",
-                      "log_every_steps=20000", "eval_every_steps=60000", "algo.batch_size=32")
+    cfg = cfg_factory(
+        "algo=qmix",
+        "env=predator_prey_small",
+        "num_seeds=2",
+        "total_timesteps=60000",
+        "log_every_steps=20000",
+        "eval_every_steps=60000",
+        "algo.batch_size=32",
+    )
     env, algo, _ = build(cfg)
     untrained = init_lanes(cfg, algo).learner.params  # the parameters `run` starts from
     before = jax.jit(jax.vmap(make_evaluate(algo, env, 32)))(untrained, jax.random.split(jax.random.key(7), 2))
     before = np.asarray(before["return"]).mean(1)
     after = np.asarray(run(cfg)["final"]["eval_return"])
-    assert before.max() < 3.0, before     # an untrained greedy policy rarely completes a joint catch
-    assert after.min() >= 8.0, after      # every seed learned to capture (optimum 20)
+    assert before.max() < 3.0, before  # an untrained greedy policy rarely completes a joint catch
+    assert after.min() >= 8.0, after  # every seed learned to capture (optimum 20)

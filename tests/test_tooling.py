@@ -20,13 +20,19 @@ from jaxfactor.runner.loop import restore_lanes, run
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 # QMIX on M0: 504 env steps per chunk, checkpoints every 4 chunks, 8 chunks in all.
-SHORT = ["num_seeds=2", "total_timesteps=4000", "log_every_steps=500", "eval_every_steps=1000",
-         "checkpoint.every_steps=2000"]
+SHORT = [
+    "num_seeds=2",
+    "total_timesteps=4000",
+    "log_every_steps=500",
+    "eval_every_steps=1000",
+    "checkpoint.every_steps=2000",
+]
 
 
 def _train_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jaxfactor.train", *args], capture_output=True, text=True,
-                          timeout=300, env=env or ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxfactor.train", *args], capture_output=True, text=True, timeout=300, env=env or ENV
+    )
 
 
 KILLED_RUN = killed_run_script(4)
@@ -56,8 +62,10 @@ def _final_state(run_dir: Path):
 
 
 def _per_seed_lines(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line)["per_seed"].items()}
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line)["per_seed"].items()}
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def _assert_same_run(run_dir: Path, reference: dict, reference_dir: Path) -> None:
@@ -74,8 +82,13 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     reference = run(make_cfg(*SHORT, run_dir=str(whole)))
 
     # Same config; the process SIGKILLs itself right after the checkpoint at chunk 4 (N/2) is on disk.
-    out = subprocess.run([sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}", "progress=false"],
-                         capture_output=True, text=True, timeout=300, env=ENV)
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     assert sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
     assert not (killed / "summary.json").exists()
@@ -97,20 +110,34 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     a, meta_a = _final_state(whole)
     b, meta_b = _final_state(killed)
     assert meta_a["chunk"] == meta_b["chunk"] == 8
-    same = jax.tree.map(lambda x, y: bool(np.array_equal(jax.random.key_data(x) if jax.dtypes.issubdtype(
-        x.dtype, jax.dtypes.prng_key) else x, jax.random.key_data(y) if jax.dtypes.issubdtype(
-        y.dtype, jax.dtypes.prng_key) else y)), a, b)
+    same = jax.tree.map(
+        lambda x, y: bool(
+            np.array_equal(
+                jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
+                jax.random.key_data(y) if jax.dtypes.issubdtype(y.dtype, jax.dtypes.prng_key) else y,
+            )
+        ),
+        a,
+        b,
+    )
     assert all(jax.tree.leaves(same)), "parameters, optimiser states, buffers and keys must be bit-identical"
 
     # Ctrl-C while checkpoint 4 is being written: the write completes, one line, exit 130, no traceback.
     interrupted = tmp_path / "interrupted"
-    out = subprocess.run([sys.executable, "-c", INTERRUPTED_CLI, *SHORT, f"run_dir={interrupted}", "progress=false"],
-                         capture_output=True, text=True, timeout=300, env=ENV)
+    out = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CLI, *SHORT, f"run_dir={interrupted}", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert out.returncode == 130, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
-    assert last == f"jaxfactor: interrupted at 2016 env steps per seed (chunk 4, checkpointed); continue with " \
-                   f"resume={interrupted}", last
+    assert (
+        last == f"jaxfactor: interrupted at 2016 env steps per seed (chunk 4, checkpointed); continue with "
+        f"resume={interrupted}"
+    ), last
     assert sorted(p.name for p in (interrupted / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
     assert not (interrupted / "summary.json").exists()
     out = _train_cli(f"resume={interrupted}", "progress=false")
@@ -121,14 +148,16 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     damaged = tmp_path / "damaged"
     shutil.copytree(killed, damaged)
     for data in (damaged / "checkpoints" / "8" / "state").rglob("d/*"):
-        data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     metrics = (damaged / "metrics.jsonl").read_text()
-    (damaged / "metrics.jsonl").write_text(metrics[:len(metrics) - 200])
+    (damaged / "metrics.jsonl").write_text(metrics[: len(metrics) - 200])
     out = _train_cli(f"resume={damaged}", "progress=false")
     assert out.returncode == 0, out.stderr[-2000:]
     notices = [line for line in out.stderr.splitlines() if line.startswith("jaxfactor:")]
-    assert any("checkpoint(s) 8 (" in line and "could not be read" in line and line.endswith("using checkpoint 4")
-               for line in notices), notices
+    assert any(
+        "checkpoint(s) 8 (" in line and "could not be read" in line and line.endswith("using checkpoint 4")
+        for line in notices
+    ), notices
     assert any("metrics.jsonl: dropping its last line, cut short" in line for line in notices), notices
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     assert (damaged / "checkpoints" / "8.unreadable").is_dir() and "at chunk 4" in out.stdout
@@ -142,19 +171,25 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     out, err = capfd.readouterr()
     assert "at chunk 4" in out
     notices = [line for line in err.splitlines() if line.startswith("jaxfactor:")]
-    assert notices == [f"jaxfactor: resuming from checkpoint 4; the newer checkpoint(s) 8 under {older}/checkpoints "
-                       "were renamed to <step>.superseded"], notices
+    assert notices == [
+        f"jaxfactor: resuming from checkpoint 4; the newer checkpoint(s) 8 under {older}/checkpoints "
+        "were renamed to <step>.superseded"
+    ], notices
     assert (older / "checkpoints" / "8.superseded").is_dir()
     _assert_same_run(older, reference, whole)
     with pytest.raises(SystemExit) as exit_info:
         main([f"resume={older}", "step=5"])
     err = capfd.readouterr().err.strip().splitlines()[-1]
-    assert exit_info.value.code == 2 and err == f"jaxfactor: error: resume={older}: step=5 is not a checkpoint under " \
-                                               f"{older}/checkpoints; allowed: 4, 8", err
+    assert (
+        exit_info.value.code == 2
+        and err
+        == f"jaxfactor: error: resume={older}: step=5 is not a checkpoint under {older}/checkpoints; allowed: 4, 8"
+    ), err
 
 
 def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_logs_to_wandb_offline(
-        tmp_path, monkeypatch, capfd):
+    tmp_path, monkeypatch, capfd
+):
     monkeypatch.setenv("WANDB_MODE", "offline")  # belt and braces: never touch the network
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
@@ -162,9 +197,21 @@ def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_log
     counter = TraceCounter()
     run_dir = tmp_path / "grid"
     grid = ("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]")
-    summary = run(make_cfg(*grid, "total_timesteps=3000", "log_every_steps=500", "eval_every_steps=500",
-                           "logger=wandb", "logger.mode=online", "logger.group=unit", "logger.tags=[tooling,ci]",
-                           "logger.per_seed=true", run_dir=str(run_dir)), callbacks=[counter])
+    summary = run(
+        make_cfg(
+            *grid,
+            "total_timesteps=3000",
+            "log_every_steps=500",
+            "eval_every_steps=500",
+            "logger=wandb",
+            "logger.mode=online",
+            "logger.group=unit",
+            "logger.tags=[tooling,ci]",
+            "logger.per_seed=true",
+            run_dir=str(run_dir),
+        ),
+        callbacks=[counter],
+    )
 
     # The grid: one compilation for all four (lr, seed) programs, results per grid point.
     assert counter.traces == 1
@@ -187,9 +234,21 @@ def test_a_grid_of_two_learning_rates_rides_the_seed_axis_of_one_program_and_log
     offline = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1
     data = offline[0].read_bytes()
-    for key in ("rollout/return/mean", "rollout/return/iqm", "eval/return/iqm", "train/main/loss/mean",
-                "grid/lr=0.0001/eval/return/iqm", "seed3/rollout/return", "perf/steps_per_s", "perf/compile_s",
-                "final/eval_return_mean", "td_lambda", "matrix_m0", "unit", "tooling"):
+    for key in (
+        "rollout/return/mean",
+        "rollout/return/iqm",
+        "eval/return/iqm",
+        "train/main/loss/mean",
+        "grid/lr=0.0001/eval/return/iqm",
+        "seed3/rollout/return",
+        "perf/steps_per_s",
+        "perf/compile_s",
+        "final/eval_return_mean",
+        "td_lambda",
+        "matrix_m0",
+        "unit",
+        "tooling",
+    ):
         assert key.encode() in data, key
 
     # Learning curves of the two grid points.
@@ -207,7 +266,8 @@ import json, sys
 from conftest import make_cfg
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner.lanes import build, init_lanes, seed_sharding
-from jaxfactor.runner.loop import preflight, run
+from jaxfactor.runner.loop import run
+from jaxfactor.runner.preflight import preflight
 args = ["total_timesteps=2000", "log_every_steps=500", "eval_every_steps=500"]
 out = {}
 for name, extra in (("two", ["num_devices=2", "num_seeds=4"]), ("one_a", ["num_devices=1", "num_seeds=2"]),
@@ -232,9 +292,14 @@ print("RESULT" + json.dumps(out))
 def test_seed_axis_sharded_over_two_host_devices_matches_one_device(tmp_path):
     """Seeds 0-3 on two devices (two seeds each) = seeds 0-1 and seeds 2-3 each run on one device.
     (XLA's CPU numerics depend on how many seeds one device vmaps, so bit-equality is per seed block.)"""
-    done = subprocess.run([sys.executable, "-c", SHARDING_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          timeout=500, cwd=Path(__file__).parent,
-                          env={**ENV, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {COMPILE_FAST_XLA_FLAGS}"})
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDING_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        cwd=Path(__file__).parent,
+        env={**ENV, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {COMPILE_FAST_XLA_FLAGS}"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.split("RESULT", 1)[1])
     two, a, b = out["two"], out["one_a"], out["one_b"]

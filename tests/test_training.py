@@ -19,8 +19,15 @@ def leaves_equal(a, b) -> bool:
 
 
 def test_same_seed_identical_metrics_and_one_trace(cfg_factory, tmp_path):
-    overrides = ("algo=qmix", "env=matrix_m1", "num_seeds=4", "total_timesteps=3000", "log_every_steps=1000",
-                 "algo.batch_size=32", "algo.eps_anneal_steps=2000")
+    overrides = (
+        "algo=qmix",
+        "env=matrix_m1",
+        "num_seeds=4",
+        "total_timesteps=3000",
+        "log_every_steps=1000",
+        "algo.batch_size=32",
+        "algo.eps_anneal_steps=2000",
+    )
     counter = TraceCounter()
     first = run(cfg_factory(*overrides), callbacks=[counter])
     assert first["chunks"] >= 3
@@ -84,8 +91,11 @@ def test_vdn_misses_the_m1_optimum_under_uniform_data():
 
 def test_run_reports_matrix_tables(cfg_factory):
     """The CLI path writes the learned tables and a greedy evaluation into summary.json."""
-    result = run(cfg_factory("algo=qmix", "env=matrix_m0", "num_seeds=2", "total_timesteps=8000",
-                             "log_every_steps=4000", *UNIFORM))
+    result = run(
+        cfg_factory(
+            "algo=qmix", "env=matrix_m0", "num_seeds=2", "total_timesteps=8000", "log_every_steps=4000", *UNIFORM
+        )
+    )
     q_tot = np.asarray(result["matrix"]["q_tot"])
     assert q_tot.shape == (2, 3, 3) and np.asarray(result["matrix"]["utilities"]).shape == (2, 2, 3)
     greedy = np.asarray(result["matrix"]["greedy_joint_action"])
@@ -97,10 +107,12 @@ def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started()
     """NaN before the first update is the runner's placeholder; NaN or inf on an update that learned is a
     divergence, reported per lane with the loss names (train.run prints it and records `diverged_lanes`)."""
     nan, inf = np.nan, np.inf
-    metrics = {"train/learning": np.array([[0, 1, 1], [0, 1, 1], [0, 0, 1]], np.float32),
-               "train/main/loss": np.array([[nan, 0.5, 0.4], [nan, 0.5, nan], [nan, nan, 0.3]]),
-               "train/temperature/loss": np.array([[nan, 0.1, inf], [nan, 0.1, 0.1], [nan, nan, 0.2]]),
-               "train/main/grad_norm": np.array([[nan, inf, 1.0], [nan, 1.0, 1.0], [nan, nan, 1.0]])}
+    metrics = {
+        "train/learning": np.array([[0, 1, 1], [0, 1, 1], [0, 0, 1]], np.float32),
+        "train/main/loss": np.array([[nan, 0.5, 0.4], [nan, 0.5, nan], [nan, nan, 0.3]]),
+        "train/temperature/loss": np.array([[nan, 0.1, inf], [nan, 0.1, 0.1], [nan, nan, 0.2]]),
+        "train/main/grad_norm": np.array([[nan, inf, 1.0], [nan, 1.0, 1.0], [nan, nan, 1.0]]),
+    }
     assert nonfinite_losses(metrics) == {0: ["train/temperature/loss"], 1: ["train/main/loss"]}
     # Lanes are grid-major: lane 3 of 2 seeds x 2 learning rates is seed 1 of the second grid point.
     assert lane_label(make_cfg("num_seeds=2", "seed=5"), 1) == "seed 6"

@@ -30,15 +30,17 @@ MIN_SEEDS = {"pow_qmix": SEEDS - 1, "cw_qmix": SEEDS - 1}
 POW_TOLERANCE = 0.05
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
 # POW at its defaults on a matrix game: the env's tolerance 0.05 and no warm-up, alpha 0 (issue 18).
-WEIGHTED = {"pow_qmix": (),
-            "cw_qmix": ("algo.alpha=0",), "ow_qmix": ("algo.alpha=0",), "qmix": ()}
+WEIGHTED = {"pow_qmix": (), "cw_qmix": ("algo.alpha=0",), "ow_qmix": ("algo.alpha=0",), "qmix": ()}
 
 
 def train(algo: str, games: list) -> dict:
     cfg = make_cfg(f"algo={algo}", *UNIFORM, *WEIGHTED[algo])
     if algo == "pow_qmix":
-        assert (cfg.algo.extra["pow_tolerance"], cfg.algo.extra["pow_warmup_steps"], cfg.algo.extra["alpha"]) == \
-            (POW_TOLERANCE, 0, 0.0)
+        assert (cfg.algo.extra["pow_tolerance"], cfg.algo.extra["pow_warmup_steps"], cfg.algo.extra["alpha"]) == (
+            POW_TOLERANCE,
+            0,
+            0.0,
+        )
     return train_matrix_games(cfg, games, SEEDS, ENV_STEPS[algo] // cfg.algo.num_envs)
 
 
@@ -53,8 +55,10 @@ def assert_recovers_the_optimum(out: dict, g: int, name: str, min_seeds: int) ->
         v_r = out["v_r"][g].reshape((SEEDS,) + (1,) * payoff.ndim)
         in_set = (np.abs(out["q_r"][g] - v_r) < POW_TOLERANCE).reshape(SEEDS, -1)
         ok &= in_set[:, np.ravel_multi_index(opt, payoff.shape)] & (in_set.sum(1) == 1)
-    assert ok.sum() >= min_seeds, (f"{name}: the optimum {opt} recovered on seeds {np.flatnonzero(ok).tolist()} "
-                                   f"only (greedy {out['greedy'][g].tolist()}); needed {min_seeds} of {SEEDS}")
+    assert ok.sum() >= min_seeds, (
+        f"{name}: the optimum {opt} recovered on seeds {np.flatnonzero(ok).tolist()} "
+        f"only (greedy {out['greedy'][g].tolist()}); needed {min_seeds} of {SEEDS}"
+    )
 
 
 @pytest.mark.slow

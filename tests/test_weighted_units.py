@@ -68,8 +68,9 @@ def test_qplex_satisfies_igm_on_random_inputs(n, a):
     J = joint.shape[0]
     for trial in range(5):
         k = jax.random.fold_in(jax.random.key(1), trial)
-        example = MixerInput(qs=jnp.zeros((1, n)), state=jnp.zeros((1, G)), q_max=jnp.zeros((1, n)),
-                             actions_onehot=jnp.zeros((1, n, a)))
+        example = MixerInput(
+            qs=jnp.zeros((1, n)), state=jnp.zeros((1, G)), q_max=jnp.zeros((1, n)), actions_onehot=jnp.zeros((1, n, a))
+        )
         params = mixer.init(k, example)
         utilities = jax.random.normal(jax.random.fold_in(k, 1), (n, a)) * 2
         state = jnp.broadcast_to(jax.random.normal(jax.random.fold_in(k, 2), (G,)), (J, G))

@@ -29,7 +29,8 @@ non-JAX simulators calls them exactly as the device loop does (through `runner/l
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,11 +57,16 @@ class HParams:
     eps_anneal_steps: jax.Array
 
     @classmethod
-    def from_config(cls, algo_cfg) -> "HParams":
+    def from_config(cls, algo_cfg) -> HParams:
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
-        return cls(lr=f(algo_cfg.lr), gamma=f(algo_cfg.gamma), td_lambda=f(algo_cfg.td_lambda),
-                   eps_start=f(algo_cfg.eps_start), eps_finish=f(algo_cfg.eps_finish),
-                   eps_anneal_steps=f(algo_cfg.eps_anneal_steps))
+        return cls(
+            lr=f(algo_cfg.lr),
+            gamma=f(algo_cfg.gamma),
+            td_lambda=f(algo_cfg.td_lambda),
+            eps_start=f(algo_cfg.eps_start),
+            eps_finish=f(algo_cfg.eps_finish),
+            eps_anneal_steps=f(algo_cfg.eps_anneal_steps),
+        )
 
 
 @struct.dataclass
@@ -160,10 +166,17 @@ class Algorithm:
             state.hyperparams["learning_rate"] = stage.learning_rate(hp)
             opt_states[stage.name] = state
         targets = {g: params[g] for g in self.target_groups}
-        return LearnerState(params=params, target_params=targets, opt_states=opt_states, hp=hp,
-                            num_updates=jnp.array(0, jnp.int32),
-                            episodes_since_target=jnp.array(0, jnp.int32), t_env=jnp.array(0, jnp.int32),
-                            episodes=jnp.array(0, jnp.int32), stats=self.init_stats())
+        return LearnerState(
+            params=params,
+            target_params=targets,
+            opt_states=opt_states,
+            hp=hp,
+            num_updates=jnp.array(0, jnp.int32),
+            episodes_since_target=jnp.array(0, jnp.int32),
+            t_env=jnp.array(0, jnp.int32),
+            episodes=jnp.array(0, jnp.int32),
+            stats=self.init_stats(),
+        )
 
     def behaviour(self, state: LearnerState) -> Behaviour:
         """The behaviour policy of this learner state, for collecting its next episodes."""
@@ -175,11 +188,21 @@ class Algorithm:
 
     def observe(self, state: LearnerState, steps: jax.Array, episodes: jax.Array) -> LearnerState:
         """Count newly stored data: env steps (t_env) and episodes, also towards the next target copy."""
-        return state.replace(t_env=state.t_env + steps, episodes=state.episodes + episodes,
-                             episodes_since_target=state.episodes_since_target + episodes)
+        return state.replace(
+            t_env=state.t_env + steps,
+            episodes=state.episodes + episodes,
+            episodes_since_target=state.episodes_since_target + episodes,
+        )
 
-    def act(self, behaviour: Behaviour, actor_state: ActorState, timestep: Timestep, first: jax.Array,
-            key: jax.Array, greedy: bool) -> tuple[jax.Array, ActorState]:
+    def act(
+        self,
+        behaviour: Behaviour,
+        actor_state: ActorState,
+        timestep: Timestep,
+        first: jax.Array,
+        key: jax.Array,
+        greedy: bool,
+    ) -> tuple[jax.Array, ActorState]:
         """One action per agent for a batch of E envs; `first` [E] marks episode starts, where the
         recurrent state, the previous action and the policy state are reset."""
         k_policy, k_act = jax.random.split(key)
@@ -201,8 +224,7 @@ class Algorithm:
 
             def grad_step(step_key, own, opt_state, carry, stage=stage, opt=opt):
                 def objective(own_params):
-                    return stage.loss({**params, **own_params}, state.target_params, batch, state.hp,
-                                      step_key, carry)
+                    return stage.loss({**params, **own_params}, state.target_params, batch, state.hp, step_key, carry)
 
                 (loss, (m, carry_out)), grads = jax.value_and_grad(objective, has_aux=True)(own)
                 opt_state.hyperparams["learning_rate"] = stage.learning_rate(state.hp)
@@ -216,8 +238,11 @@ class Algorithm:
             if stage.steps == 1 and stage.first_steps in (None, 1):
                 own, opt_state, carry, m = grad_step(stage_key, own, opt_state, carry)
             else:
-                n_steps = stage.steps if stage.first_steps is None else jnp.where(
-                    first_update, stage.first_steps, stage.steps)
+                n_steps = (
+                    stage.steps
+                    if stage.first_steps is None
+                    else jnp.where(first_update, stage.first_steps, stage.steps)
+                )
                 # Step 0 runs outside the loop so the metrics have concrete shapes for the loop carry.
                 own, opt_state, carry_out, m = grad_step(stage_key, own, opt_state, carry)
 
@@ -231,10 +256,17 @@ class Algorithm:
             metrics.update({f"{stage.name}/{k}": v for k, v in m.items()})
 
         copy = state.episodes_since_target >= self.target_update_episodes
-        targets = {g: jax.tree.map(lambda new, old: jnp.where(copy, new, old), params[g], state.target_params[g])
-                   for g in self.target_groups}
-        state = state.replace(params=params, target_params=targets, opt_states=opt_states, stats=carry.stats,
-                              num_updates=state.num_updates + 1,
-                              episodes_since_target=jnp.where(copy, 0, state.episodes_since_target))
+        targets = {
+            g: jax.tree.map(lambda new, old: jnp.where(copy, new, old), params[g], state.target_params[g])
+            for g in self.target_groups
+        }
+        state = state.replace(
+            params=params,
+            target_params=targets,
+            opt_states=opt_states,
+            stats=carry.stats,
+            num_updates=state.num_updates + 1,
+            episodes_since_target=jnp.where(copy, 0, state.episodes_since_target),
+        )
         metrics["target_updated"] = copy.astype(jnp.float32)
         return state, metrics

@@ -21,8 +21,11 @@ def update_moments(stats: dict, x: jax.Array, mask: jax.Array) -> dict:
     m2 = jnp.sum(mask * (x - mean) ** 2)
     total = stats["count"] + n
     delta = mean - stats["mean"]
-    return {"count": total, "mean": stats["mean"] + delta * n / total,
-            "m2": stats["m2"] + m2 + delta**2 * stats["count"] * n / total}
+    return {
+        "count": total,
+        "mean": stats["mean"] + delta * n / total,
+        "m2": stats["m2"] + m2 + delta**2 * stats["count"] * n / total,
+    }
 
 
 @BONUSES.register("rnd")
@@ -60,8 +63,16 @@ class RND(BonusReward):
             return loss, ({"intrinsic_reward": masked_mean(carry.intrinsic_reward, batch.mask)}, carry)
 
         rnd_lr = self.rnd_lr
-        return (Stage(name="rnd", owns=("rnd_predictor",), loss=loss, optimizer=optimizer,
-                      learning_rate=lambda hp: jnp.asarray(rnd_lr, jnp.float32), prepare=prepare),)
+        return (
+            Stage(
+                name="rnd",
+                owns=("rnd_predictor",),
+                loss=loss,
+                optimizer=optimizer,
+                learning_rate=lambda hp: jnp.asarray(rnd_lr, jnp.float32),
+                prepare=prepare,
+            ),
+        )
 
     def reward(self, batch: Episodes, carry: Carry) -> jax.Array:
         return batch.reward[:, :-1] + self.rnd_coef * carry.intrinsic_reward

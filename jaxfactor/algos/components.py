@@ -10,7 +10,8 @@ the typed `TDContext`.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -81,13 +82,15 @@ class Weighting:
         """Stages run before the main stage (POW's recogniser); the main stage sees their updated parameters."""
         return ()
 
-    def weights(self, learner: Factorised, params: Params, ctx: TDContext, batch: Episodes, t_env: jax.Array
-                ) -> jax.Array:
+    def weights(
+        self, learner: Factorised, params: Params, ctx: TDContext, batch: Episodes, t_env: jax.Array
+    ) -> jax.Array:
         """-> w [B, T-1]; the learner stops its gradient."""
         raise NotImplementedError
 
-    def inspect(self, learner: Factorised, params: Params, state: jax.Array, joint: jax.Array, advantages: jax.Array
-                ) -> dict[str, jax.Array]:
+    def inspect(
+        self, learner: Factorised, params: Params, state: jax.Array, joint: jax.Array, advantages: jax.Array
+    ) -> dict[str, jax.Array]:
         """Extra one-step tables for matrix-game reports (state [J, G], joint [J, N], advantages [J, N])."""
         return {}
 

@@ -18,16 +18,17 @@ import jax
 import jax.numpy as jnp
 
 from jaxfactor.algos.base import ActorState, Algorithm, HParams, LearnerState, Params, Stage, adam_clipped
-from jaxfactor.config import AlgoConfig, EnvConfig
-from jaxfactor.errors import ConfigError
-from jaxfactor.settings import read, setting
-from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.algos.components import BonusReward, Carry, TDContext, Weighting, masked_mean
 from jaxfactor.algos.weightings import Uniform
+from jaxfactor.config import AlgoConfig, EnvConfig
+from jaxfactor.errors import ConfigError
+from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
 from jaxfactor.rl.policies import epsilon_greedy, linear_epsilon, masked_argmax, masked_max
 from jaxfactor.rl.targets import td_lambda_targets
+from jaxfactor.settings import read, setting
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
@@ -67,13 +68,23 @@ def take(q: jax.Array, actions: jax.Array) -> jax.Array:
 class Factorised:
     """Components of a factorised value learner for one env spec; builds the `Algorithm`."""
 
-    def __init__(self, cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, mixer: nn.Module,
-                 variant: Variant = Variant(), weighting: Weighting = Uniform(), bonus: BonusReward | None = None):
+    def __init__(
+        self,
+        cfg: AlgoConfig,
+        env_cfg: EnvConfig,
+        spec: EnvSpec,
+        mixer: nn.Module,
+        variant: Variant = Variant(),
+        weighting: Weighting = Uniform(),
+        bonus: BonusReward | None = None,
+    ):
         if variant.central_embed_dim and (cfg.bootstrap != "greedy" or not cfg.double_q):
             # §1.4/§5.3: the central target is always Q-hat-star^- at the ONLINE greedy joint action.
-            raise ConfigError(f"algo '{cfg.name}' bootstraps through its central Q-hat-star at the online greedy "
-                              f"action; got algo.bootstrap={cfg.bootstrap}, algo.double_q={cfg.double_q}; "
-                              "allowed: bootstrap=greedy with double_q=true")
+            raise ConfigError(
+                f"algo '{cfg.name}' bootstraps through its central Q-hat-star at the online greedy "
+                f"action; got algo.bootstrap={cfg.bootstrap}, algo.double_q={cfg.double_q}; "
+                "allowed: bootstrap=greedy with double_q=true"
+            )
         self.cfg, self.spec, self.variant, self.weighting, self.bonus = cfg, spec, variant, weighting, bonus
         self.flags = dict(obs_last_action=env_cfg.obs_last_action, obs_agent_id=env_cfg.obs_agent_id)
         self.agent = RecurrentQAgent(hidden_dim=cfg.agent_hidden_dim, num_actions=spec.num_actions)
@@ -89,8 +100,9 @@ class Factorised:
     def example_inputs(self) -> tuple[jax.Array, jax.Array, MixerInput]:
         """(GRU state, agent input, mixer input) of batch 1, for initialising networks."""
         H, N, G = self.cfg.agent_hidden_dim, self.spec.num_agents, self.spec.state_dim
-        example = self._mixer_input(jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)),
-                                    jnp.zeros((1, N), jnp.int32))
+        example = self._mixer_input(
+            jnp.zeros((1, N)), jnp.zeros((1, G)), jnp.zeros((1, N)), jnp.zeros((1, N), jnp.int32)
+        )
         return jnp.zeros((1, H)), jnp.zeros((1, self.input_dim)), example
 
     def init_central(self, keys: jax.Array) -> Params:
@@ -120,8 +132,7 @@ class Factorised:
 
     def utilities_and_hidden(self, agent_params: Any, batch: Episodes) -> tuple[jax.Array, jax.Array]:
         """-> (q [B, T, N, A], GRU states after consuming o_t [B, T, N, H])."""
-        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions,
-                         **self.flags)
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions, **self.flags)
         B, T, N, _ = x.shape
         x = jnp.swapaxes(x, 0, 1).reshape(T, B * N, -1)  # [T, B*N, Din]
         h0 = jnp.zeros((B * N, self.cfg.agent_hidden_dim))
@@ -129,8 +140,7 @@ class Factorised:
         _, q, hs = unroll(self.agent, agent_params, x, h0, reset)
         return jnp.swapaxes(q.reshape(T, B, N, -1), 0, 1), jnp.swapaxes(hs.reshape(T, B, N, -1), 0, 1)
 
-    def mix(self, mixer_params: Any, q: jax.Array, actions: jax.Array, state: jax.Array, avail: jax.Array
-            ) -> jax.Array:
+    def mix(self, mixer_params: Any, q: jax.Array, actions: jax.Array, state: jax.Array, avail: jax.Array) -> jax.Array:
         """Q_tot of `actions` from full utilities q [..., N, A] (the max is taken under sg, §4.2)."""
         q_max = jax.lax.stop_gradient(masked_max(q, avail))
         return self.mixer.apply(mixer_params, self._mixer_input(take(q, actions), state, q_max, actions))
@@ -138,12 +148,18 @@ class Factorised:
     def central_value(self, params: Params, batch: Episodes, actions: jax.Array, prefix: str = "") -> jax.Array:
         """Q-hat-star(s_t, tau_t, u_t) for every slot. -> [B, T]."""
         q_c = self.utilities(params[prefix + "central_agent"], batch)
-        return self.central.apply(params[prefix + "central_mixer"],
-                                  self._mixer_input(take(q_c, actions), batch.state))
+        return self.central.apply(params[prefix + "central_mixer"], self._mixer_input(take(q_c, actions), batch.state))
 
     # ---- learning --------------------------------------------------------------------------
-    def td_context(self, params: Params, target_params: Params, batch: Episodes, hp: HParams,
-                   reward: jax.Array | None = None, q: jax.Array | None = None) -> TDContext:
+    def td_context(
+        self,
+        params: Params,
+        target_params: Params,
+        batch: Episodes,
+        hp: HParams,
+        reward: jax.Array | None = None,
+        q: jax.Array | None = None,
+    ) -> TDContext:
         """Everything the losses and weightings read. Online utilities keep their gradient.
         `reward` [B, T-1] replaces the stored reward (intrinsic bonus, soft-target shift); `q` passes
         already computed online utilities."""
@@ -163,12 +179,20 @@ class Factorised:
         reward = batch.reward[:, :-1] if reward is None else reward
         y = td_lambda_targets(reward, batch.terminal[:, :-1], batch.mask, q_bar, hp.gamma, hp.td_lambda)
         chosen = take(jax.lax.stop_gradient(q), batch.actions)
-        return TDContext(q=q, q_tot=q_tot, y=jax.lax.stop_gradient(y), q_bar=q_bar, mask=batch.mask, greedy=greedy,
-                         is_greedy_joint=jnp.all(batch.actions == greedy, axis=-1)[:, :-1],
-                         advantages=(chosen - masked_max(jax.lax.stop_gradient(q), batch.avail))[:, :-1])
+        return TDContext(
+            q=q,
+            q_tot=q_tot,
+            y=jax.lax.stop_gradient(y),
+            q_bar=q_bar,
+            mask=batch.mask,
+            greedy=greedy,
+            is_greedy_joint=jnp.all(batch.actions == greedy, axis=-1)[:, :-1],
+            advantages=(chosen - masked_max(jax.lax.stop_gradient(q), batch.avail))[:, :-1],
+        )
 
-    def main_loss(self, params: Params, target_params: Params, batch: Episodes, hp: HParams, key: jax.Array,
-                  carry: Carry) -> tuple[jax.Array, tuple[dict, Carry]]:
+    def main_loss(
+        self, params: Params, target_params: Params, batch: Episodes, hp: HParams, key: jax.Array, carry: Carry
+    ) -> tuple[jax.Array, tuple[dict, Carry]]:
         del key
         reward = None if self.bonus is None else self.bonus.reward(batch, carry)  # e.g. §8.3: r_ext + beta r_int
         ctx = self.td_context(params, target_params, batch, hp, reward=reward)
@@ -179,8 +203,12 @@ class Factorised:
             w = jax.lax.stop_gradient(self.weighting.weights(self, params, ctx, batch, carry.t_env))
         td = ctx.q_tot - ctx.y
         loss = self.cfg.loss_scale * masked_mean(w * td**2, mask)
-        metrics = {"td_abs": masked_mean(jnp.abs(td), mask), "q_taken": masked_mean(ctx.q_tot, mask),
-                   "target": masked_mean(ctx.y, mask), "weight": masked_mean(w, mask)}
+        metrics = {
+            "td_abs": masked_mean(jnp.abs(td), mask),
+            "q_taken": masked_mean(ctx.q_tot, mask),
+            "target": masked_mean(ctx.y, mask),
+            "weight": masked_mean(w, mask),
+        }
         if self.central is not None:  # §5.5 / §6.5: Q-hat-star regresses to the same target
             q_star = self.central_value(params, batch, batch.actions)[:, :-1]
             central = masked_mean((q_star - ctx.y) ** 2, mask)
@@ -191,11 +219,13 @@ class Factorised:
     # ---- acting ------------------------------------------------------------------------------
     def initial_actor_state(self, num_envs: int) -> ActorState:
         N = self.spec.num_agents
-        return ActorState(hidden=jnp.zeros((num_envs, N, self.cfg.agent_hidden_dim)),
-                          last_action=jnp.full((num_envs, N), -1, jnp.int32), policy_state=())
+        return ActorState(
+            hidden=jnp.zeros((num_envs, N, self.cfg.agent_hidden_dim)),
+            last_action=jnp.full((num_envs, N), -1, jnp.int32),
+            policy_state=(),
+        )
 
-    def step_utilities(self, agent_params: Any, actor_state: ActorState, ts: Timestep
-                       ) -> tuple[jax.Array, jax.Array]:
+    def step_utilities(self, agent_params: Any, actor_state: ActorState, ts: Timestep) -> tuple[jax.Array, jax.Array]:
         """One recurrent step for E envs. -> (hidden [E, N, H], q [E, N, A])."""
         x = agent_inputs(ts.obs, actor_state.last_action, self.spec.num_actions, **self.flags)
         return self.agent.apply(agent_params, actor_state.hidden, x)
@@ -203,11 +233,13 @@ class Factorised:
     def schedule(self, state: LearnerState) -> dict[str, jax.Array]:
         """§1.7: epsilon annealed linearly over env steps; t_env is frozen for a whole rollout (§13 item 7)."""
         hp = state.hp
-        return {"epsilon": linear_epsilon(state.t_env.astype(jnp.float32), hp.eps_start, hp.eps_finish,
-                                          hp.eps_anneal_steps)}
+        return {
+            "epsilon": linear_epsilon(state.t_env.astype(jnp.float32), hp.eps_start, hp.eps_finish, hp.eps_anneal_steps)
+        }
 
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
-            greedy: bool) -> tuple[jax.Array, ActorState]:
+    def act(
+        self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict, greedy: bool
+    ) -> tuple[jax.Array, ActorState]:
         """Epsilon-greedy on the factorised utilities (Q-hat-star and Q_r never act, §5.6, §6.7)."""
         hidden, q = self.step_utilities(params["agent"], actor_state, ts)
         actions = masked_argmax(q, ts.avail) if greedy else epsilon_greedy(key, q, ts.avail, schedule["epsilon"])
@@ -225,14 +257,19 @@ class Factorised:
         q_j = jnp.broadcast_to(q, (J, N, A))
         state = jnp.broadcast_to(ts.state, (J, ts.state.shape[-1]))
         avail = jnp.broadcast_to(ts.avail, (J, N, A))
-        out = {"utilities": q, "greedy": masked_argmax(q, ts.avail),
-               "q_tot": self.mix(params["mixer"], q_j, joint, state, avail).reshape((A,) * N)}
+        out = {
+            "utilities": q,
+            "greedy": masked_argmax(q, ts.avail),
+            "q_tot": self.mix(params["mixer"], q_j, joint, state, avail).reshape((A,) * N),
+        }
         if self.central is not None:
-            _, q_c = self.step_utilities(params["central_agent"], self.initial_actor_state(1),
-                                         jax.tree.map(lambda x: x[None], ts))
+            _, q_c = self.step_utilities(
+                params["central_agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts)
+            )
             q_c = jnp.broadcast_to(q_c[0], (J, N, A))
-            out["q_star"] = self.central.apply(params["central_mixer"],
-                                               self._mixer_input(take(q_c, joint), state)).reshape((A,) * N)
+            out["q_star"] = self.central.apply(
+                params["central_mixer"], self._mixer_input(take(q_c, joint), state)
+            ).reshape((A,) * N)
         out.update(self.weighting.inspect(self, params, state, joint, take(q_j, joint) - masked_max(q_j, avail)))
         return out
 
@@ -248,17 +285,36 @@ class Factorised:
 
     def algorithm(self, name: str, stages: tuple[Stage, ...]) -> Algorithm:
         return Algorithm(
-            name=name, spec=self.spec, init_params=self.init_params, target_groups=self.target_groups(),
-            stages=stages, initial_actor_state=self.initial_actor_state, act_fn=self.act,
-            init_policy_state=lambda key, num_envs: (), target_update_episodes=self.cfg.target_update_episodes,
-            hp=HParams.from_config(self.cfg), schedule=self.schedule, init_stats=self.init_stats,
-            extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities})
+            name=name,
+            spec=self.spec,
+            init_params=self.init_params,
+            target_groups=self.target_groups(),
+            stages=stages,
+            initial_actor_state=self.initial_actor_state,
+            act_fn=self.act,
+            init_policy_state=lambda key, num_envs: (),
+            target_update_episodes=self.cfg.target_update_episodes,
+            hp=HParams.from_config(self.cfg),
+            schedule=self.schedule,
+            init_stats=self.init_stats,
+            extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities},
+        )
 
 
-def make_factorised(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec, variant: Variant = Variant(),
-                    cls: Any = Factorised, weighting: Weighting = Uniform(),
-                    bonus: BonusReward | None = None) -> Factorised:
+def make_factorised(
+    cfg: AlgoConfig,
+    env_cfg: EnvConfig,
+    spec: EnvSpec,
+    variant: Variant = Variant(),
+    cls: Any = Factorised,
+    weighting: Weighting = Uniform(),
+    bonus: BonusReward | None = None,
+) -> Factorised:
     """The learner with the configured mixer; `cls` builds a subclass (e.g. ME-IGM's)."""
-    mixer = make_mixer(cfg.mixer, embed_dim=cfg.mixing_embed_dim, hypernet_dim=cfg.hypernet_embed_dim,
-                       adv_layers=read(QplexMixer, cfg).adv_hypernet_layers)
+    mixer = make_mixer(
+        cfg.mixer,
+        embed_dim=cfg.mixing_embed_dim,
+        hypernet_dim=cfg.hypernet_embed_dim,
+        adv_layers=read(QplexMixer, cfg).adv_hypernet_layers,
+    )
     return cls(cfg, env_cfg, spec, mixer, variant, weighting=weighting, bonus=bonus)

@@ -15,7 +15,6 @@ import functools
 import distrax
 import jax
 import jax.numpy as jnp
-
 from flax import struct
 
 from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
@@ -32,8 +31,9 @@ ESTIMATORS = ("exact", "buffer_action")
 UNAVAILABLE_LOGIT = -1e10  # §9.3
 
 
-def soft_rewards(reward: jax.Array, terminal: jax.Array, log_pi_next: jax.Array, alpha: jax.Array,
-                 gamma: jax.Array | float) -> jax.Array:
+def soft_rewards(
+    reward: jax.Array, terminal: jax.Array, log_pi_next: jax.Array, alpha: jax.Array, gamma: jax.Array | float
+) -> jax.Array:
     """§9.5 (Eq. 12, App. A): r'_t = r_t - gamma (1 - d_t) alpha log pi_jt(u_{t+1} | s_{t+1}); fed to the
     §1.5 recursion with Qbar_t = target Q_tot at the stored u_t, this gives the soft TD(lambda) target."""
     return reward - gamma * (1.0 - terminal.astype(jnp.float32)) * alpha * log_pi_next
@@ -53,8 +53,12 @@ class MaxEntropyFactorised(Factorised):
 
     def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: MaxEntropySettings, **components):
         super().__init__(cfg, env_cfg, spec, mixer, variant, **components)
-        self.opt = OrderPreservingTransform(num_agents=self.spec.num_agents, layers=settings.opt_layers,
-                                            embed_dim=settings.opt_embed_dim, hypernet_dim=self.cfg.hypernet_embed_dim)
+        self.opt = OrderPreservingTransform(
+            num_agents=self.spec.num_agents,
+            layers=settings.opt_layers,
+            embed_dim=settings.opt_embed_dim,
+            hypernet_dim=self.cfg.hypernet_embed_dim,
+        )
         self.target_entropy = settings.target_entropy * self.spec.num_agents  # H-bar = (per agent) x n
         self.alpha_init, self.alpha_lr = settings.alpha_init, settings.alpha_lr
         self.entropy_estimator = settings.entropy_estimator
@@ -83,8 +87,14 @@ class MaxEntropyFactorised(Factorised):
         ctx = self.td_context(params, target_params, batch, hp, reward=reward, q=q)  # SARSA bootstrap
         td = ctx.q_tot - ctx.y
         loss = self.cfg.loss_scale * masked_mean(td**2, ctx.mask)
-        return loss, ({"td_abs": masked_mean(jnp.abs(td), ctx.mask), "target": masked_mean(ctx.y, ctx.mask),
-                       "q_taken": masked_mean(ctx.q_tot, ctx.mask)}, carry)
+        return loss, (
+            {
+                "td_abs": masked_mean(jnp.abs(td), ctx.mask),
+                "target": masked_mean(ctx.y, ctx.mask),
+                "q_taken": masked_mean(ctx.q_tot, ctx.mask),
+            },
+            carry,
+        )
 
     def opt_prepare(self, params, target_params, batch, hp, carry: Carry) -> Carry:
         """Stopped inputs of L(phi) from the critic just updated (§9.6)."""
@@ -117,8 +127,9 @@ class MaxEntropyFactorised(Factorised):
         """No schedule: training samples from the softmax policy, never epsilon-greedy (the eps keys are unused)."""
         return {}
 
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
-            greedy: bool) -> tuple[jax.Array, ActorState]:
+    def act(
+        self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict, greedy: bool
+    ) -> tuple[jax.Array, ActorState]:
         hidden, q = self.step_utilities(params["agent"], actor_state, ts)
         if greedy:
             actions = masked_argmax(q, ts.avail)
@@ -135,14 +146,22 @@ class MaxEntropyFactorised(Factorised):
     def build(self, name: str) -> Algorithm:
         clip = adam_clipped(self.cfg.grad_clip, self.cfg.optimizer)
         alpha_lr = self.alpha_lr
-        stages = (Stage(name="main", owns=("agent", "mixer"), loss=self.main_loss, optimizer=clip),
-                  Stage(name="opt", owns=("opt",), loss=self.opt_loss, optimizer=clip, prepare=self.opt_prepare),
-                  Stage(name="temperature", owns=("log_alpha",), loss=self.temperature_loss, optimizer=clip,
-                        learning_rate=lambda hp: jnp.asarray(alpha_lr, jnp.float32),
-                        prepare=self.temperature_prepare))
+        stages = (
+            Stage(name="main", owns=("agent", "mixer"), loss=self.main_loss, optimizer=clip),
+            Stage(name="opt", owns=("opt",), loss=self.opt_loss, optimizer=clip, prepare=self.opt_prepare),
+            Stage(
+                name="temperature",
+                owns=("log_alpha",),
+                loss=self.temperature_loss,
+                optimizer=clip,
+                learning_rate=lambda hp: jnp.asarray(alpha_lr, jnp.float32),
+                prepare=self.temperature_prepare,
+            ),
+        )
         algo = self.algorithm(name, stages)
-        return dataclasses.replace(algo, extras={**algo.extras, "policy_table": self.policy_table,
-                                                 "log_policy": self.log_policy})
+        return dataclasses.replace(
+            algo, extras={**algo.extras, "policy_table": self.policy_table, "log_policy": self.log_policy}
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,8 +183,10 @@ def make_me(cfg, env_cfg, spec) -> Algorithm:
     reject_unknown(cfg, (MaxEntropySettings, *mixer_settings(cfg)))
     settings = read(MaxEntropySettings, cfg)
     if cfg.bootstrap != "sarsa":
-        raise ConfigError(f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
-                          f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa")
+        raise ConfigError(
+            f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
+            f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa"
+        )
     learner = make_factorised(cfg, env_cfg, spec, cls=functools.partial(MaxEntropyFactorised, settings=settings))
     return learner.build(cfg.name)
 

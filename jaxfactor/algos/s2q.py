@@ -76,19 +76,21 @@ class S2QSettings:
     algorithm name, not a key)."""
 
 
-def suppressed_targets(y: jax.Array, executed: jax.Array, greedy: jax.Array, q_star: jax.Array,
-                       suppression: float, floor: float | None) -> jax.Array:
+def suppressed_targets(
+    y: jax.Array, executed: jax.Array, greedy: jax.Array, q_star: jax.Array, suppression: float, floor: float | None
+) -> jax.Array:
     """§7.3: y^(k) = y - zeta 1[u_t in {greedy^(0..k-1)_t}] sg(phi(Q-hat-star_t)), y^(0) = y.
 
     y, q_star [B, T]; executed [B, T, N]; greedy [K+1, B, T, N] -> [K+1, B, T]."""
-    same = jnp.all(greedy == executed[None], axis=-1)                       # u_t == greedy^(j)_t
-    earlier = (jnp.cumsum(same.astype(jnp.int32), axis=0) - same) > 0        # some j < k matches
+    same = jnp.all(greedy == executed[None], axis=-1)  # u_t == greedy^(j)_t
+    earlier = (jnp.cumsum(same.astype(jnp.int32), axis=0) - same) > 0  # some j < k matches
     shift = jax.lax.stop_gradient(q_star if floor is None else jnp.maximum(q_star, floor))
     return y[None] - suppression * earlier * shift[None]
 
 
-def subvalue_weights(q_star: jax.Array, candidates: jax.Array, q_tot: jax.Array, y_k: jax.Array,
-                     down_weight: float) -> jax.Array:
+def subvalue_weights(
+    q_star: jax.Array, candidates: jax.Array, q_tot: jax.Array, y_k: jax.Array, down_weight: float
+) -> jax.Array:
     """§7.4: k = 0: 1 if Q-hat-star(u_t) >= max_k' Q-hat-star-(greedy^(k')), else w_c (CW-style);
     k >= 1: 1 if Q^(k)_tot(u_t) < y^(k)_t, else w_c (OW-style). Shapes [K+1, B, T] ([B, T] for q_star)."""
     w0 = jnp.where(q_star >= candidates.max(axis=0), 1.0, down_weight)
@@ -96,8 +98,7 @@ def subvalue_weights(q_star: jax.Array, candidates: jax.Array, q_tot: jax.Array,
     return jax.lax.stop_gradient(jnp.concatenate([w0[None], wk], axis=0))
 
 
-def subvalue_index(key: jax.Array, logits: jax.Array, fixed: jax.Array, num_agents: int, ablation: str
-                   ) -> jax.Array:
+def subvalue_index(key: jax.Array, logits: jax.Array, fixed: jax.Array, num_agents: int, ablation: str) -> jax.Array:
     """§7.7: which sub-value each agent follows this step. logits [E, K+1] of P-hat (or of the true P,
     oracle), fixed [E] (episode follows sub-value 0) -> index [E, N]: one draw shared by all agents of
     an env, except the ablations (independent draws per agent, uniform index, always 0)."""
@@ -130,11 +131,13 @@ class S2Q(Factorised):
         _, _, example = self.example_inputs()
         h, x = jnp.zeros((1, H)), jnp.zeros((1, self.subvalue_input_dim))
         heads = jax.random.split(k_sub, self.heads)
-        return {"subvalue_agents": jax.vmap(lambda k: self.agent.init(k, h, x))(heads),
-                "subvalue_mixers": jax.vmap(lambda k: self.mixer.init(k, example))(jax.random.split(k_mix, self.heads)),
-                **self.init_central(jax.random.split(k_central, 7)),
-                "encoder": self.encoder.init(k_enc, jnp.zeros((1, N * H))),
-                "decoder": self.decoder.init(k_dec, jnp.zeros((1, LATENT_DIM)))}
+        return {
+            "subvalue_agents": jax.vmap(lambda k: self.agent.init(k, h, x))(heads),
+            "subvalue_mixers": jax.vmap(lambda k: self.mixer.init(k, example))(jax.random.split(k_mix, self.heads)),
+            **self.init_central(jax.random.split(k_central, 7)),
+            "encoder": self.encoder.init(k_enc, jnp.zeros((1, N * H))),
+            "decoder": self.decoder.init(k_dec, jnp.zeros((1, LATENT_DIM))),
+        }
 
     def target_groups(self) -> tuple[str, ...]:
         return ("central_agent", "central_mixer")
@@ -155,8 +158,7 @@ class S2Q(Factorised):
         """All sub-values over stored episodes: (q [K+1, B, T, N, A], GRU states [K+1, B, T, N, H])."""
         if not self.settings.comm:
             return jax.vmap(lambda p: self.utilities_and_hidden(p, batch))(params["subvalue_agents"])
-        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions,
-                         **self.flags)
+        x = agent_inputs(batch.obs, previous_actions(batch.actions, batch.starts), self.spec.num_actions, **self.flags)
         B, T, N, _ = x.shape
         h0 = jnp.zeros((self.heads, B, N, self.cfg.agent_hidden_dim))
 
@@ -175,23 +177,31 @@ class S2Q(Factorised):
         del key
         s = self.settings
         q, hidden = self.subvalue_utilities(params, batch)
-        greedy = masked_argmax(jax.lax.stop_gradient(q), batch.avail[None])           # [K+1, B, T, N]
+        greedy = masked_argmax(jax.lax.stop_gradient(q), batch.avail[None])  # [K+1, B, T, N]
         q_c = self.utilities(target_params["central_agent"], batch)
-        candidates = jax.lax.stop_gradient(jax.vmap(
-            lambda u: self.central.apply(target_params["central_mixer"], self._mixer_input(take(q_c, u), batch.state))
-        )(greedy))                                                                      # [K+1, B, T]
-        q_star = self.central_value(params, batch, batch.actions)[:, :-1]               # online, at u_t
-        y = jax.lax.stop_gradient(td_lambda_targets(batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask,
-                                                    candidates[0], hp.gamma, hp.td_lambda))
-        y_k = suppressed_targets(y, batch.actions[:, :-1], greedy[:, :, :-1], q_star, s.suppression,
-                                 s.suppress_floor)
-        q_tot = jax.vmap(lambda mp, qk: self.mix(mp, qk, batch.actions, batch.state, batch.avail)
-                         )(params["subvalue_mixers"], q)[:, :, :-1]                     # [K+1, B, T-1]
+        candidates = jax.lax.stop_gradient(
+            jax.vmap(
+                lambda u: self.central.apply(
+                    target_params["central_mixer"], self._mixer_input(take(q_c, u), batch.state)
+                )
+            )(greedy)
+        )  # [K+1, B, T]
+        q_star = self.central_value(params, batch, batch.actions)[:, :-1]  # online, at u_t
+        y = jax.lax.stop_gradient(
+            td_lambda_targets(
+                batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask, candidates[0], hp.gamma, hp.td_lambda
+            )
+        )
+        y_k = suppressed_targets(y, batch.actions[:, :-1], greedy[:, :, :-1], q_star, s.suppression, s.suppress_floor)
+        q_tot = jax.vmap(lambda mp, qk: self.mix(mp, qk, batch.actions, batch.state, batch.avail))(
+            params["subvalue_mixers"], q
+        )[:, :, :-1]  # [K+1, B, T-1]
         if s.ablation == "no_wtd":
             w = jnp.ones_like(q_tot)
         else:
-            w = subvalue_weights(jax.lax.stop_gradient(q_star), candidates[:, :, :-1],
-                                 jax.lax.stop_gradient(q_tot), y_k, s.down_weight)
+            w = subvalue_weights(
+                jax.lax.stop_gradient(q_star), candidates[:, :, :-1], jax.lax.stop_gradient(q_tot), y_k, s.down_weight
+            )
         mask = batch.mask
         per_head = jax.vmap(lambda wk, qk, yk: masked_mean(wk * (qk - yk) ** 2, mask))(w, q_tot, y_k)
         central = masked_mean((q_star - y) ** 2, mask)
@@ -203,9 +213,14 @@ class S2Q(Factorised):
         mse = jnp.mean((s_hat - batch.state[:, :-1]) ** 2, axis=-1)
         ed = masked_mean(kl, mask) + masked_mean(mse, mask)
         loss = self.cfg.loss_scale * (per_head.sum() + central) + ed
-        metrics = {"td_loss_subvalue0": per_head[0], "central_loss": central, "ed_kl": masked_mean(kl, mask),
-                   "ed_state_mse": masked_mean(mse, mask), "target": masked_mean(y, mask),
-                   "weight": masked_mean(w[0], mask)}
+        metrics = {
+            "td_loss_subvalue0": per_head[0],
+            "central_loss": central,
+            "ed_kl": masked_mean(kl, mask),
+            "ed_state_mse": masked_mean(mse, mask),
+            "target": masked_mean(y, mask),
+            "weight": masked_mean(w[0], mask),
+        }
         return loss, (metrics, carry)
 
     # ---- acting (§7.7) ---------------------------------------------------------------------------
@@ -214,8 +229,11 @@ class S2Q(Factorised):
         hidden = {"subvalues": jnp.zeros((num_envs, self.heads, N, H))}
         if self.settings.ablation == "oracle":
             hidden["central"] = jnp.zeros((num_envs, N, H))
-        return ActorState(hidden=hidden, last_action=jnp.full((num_envs, N), -1, jnp.int32),
-                          policy_state={"fixed": jnp.zeros((num_envs,), bool)})
+        return ActorState(
+            hidden=hidden,
+            last_action=jnp.full((num_envs, N), -1, jnp.int32),
+            policy_state={"fixed": jnp.zeros((num_envs,), bool)},
+        )
 
     def init_policy_state(self, key: jax.Array, num_envs: int) -> dict:
         """Per env and episode: follow sub-value 0 throughout with probability p_fixed."""
@@ -226,10 +244,12 @@ class S2Q(Factorised):
         if self.settings.comm:  # communication at execution too
             x = self.with_latent(params, x, actor_state.hidden["subvalues"][:, 0])
         return jax.vmap(lambda p, h: self.agent.apply(p, h, x), in_axes=(0, 1), out_axes=1)(
-            params["subvalue_agents"], actor_state.hidden["subvalues"])               # [E, K+1, N, H/A]
+            params["subvalue_agents"], actor_state.hidden["subvalues"]
+        )  # [E, K+1, N, H/A]
 
-    def act(self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict,
-            greedy: bool) -> tuple[jax.Array, ActorState]:
+    def act(
+        self, params: Params, actor_state: ActorState, ts: Timestep, key: jax.Array, schedule: dict, greedy: bool
+    ) -> tuple[jax.Array, ActorState]:
         s = self.settings
         hidden, q = self.step_subvalues(params, actor_state, ts)
         new_hidden = {**actor_state.hidden, "subvalues": hidden}
@@ -239,17 +259,21 @@ class S2Q(Factorised):
         k_index, k_eps = jax.random.split(key)
         N = q.shape[2]
         if s.ablation == "oracle":  # the true softmax of §7.5 with the online Q-hat-star (acting has no target)
-            h_c, q_c = self.step_utilities(params["central_agent"], actor_state.replace(
-                hidden=actor_state.hidden["central"]), ts)
+            h_c, q_c = self.step_utilities(
+                params["central_agent"], actor_state.replace(hidden=actor_state.hidden["central"]), ts
+            )
             new_hidden["central"] = h_c
-            greedy_k = masked_argmax(q, ts.avail[:, None])                              # [E, K+1, N]
-            values = jax.vmap(lambda u: self.central.apply(params["central_mixer"], self._mixer_input(
-                take(q_c, u), ts.state)), in_axes=1, out_axes=1)(greedy_k)
+            greedy_k = masked_argmax(q, ts.avail[:, None])  # [E, K+1, N]
+            values = jax.vmap(
+                lambda u: self.central.apply(params["central_mixer"], self._mixer_input(take(q_c, u), ts.state)),
+                in_axes=1,
+                out_axes=1,
+            )(greedy_k)
             logits = values / s.temperature
         else:
-            logits = self.predicted_logits(params, hidden[:, 0])[1]                   # [E, K+1]
+            logits = self.predicted_logits(params, hidden[:, 0])[1]  # [E, K+1]
         index = subvalue_index(k_index, logits, actor_state.policy_state["fixed"], N, s.ablation)
-        q_followed = jnp.take_along_axis(q, index[:, None, :, None], axis=1)[:, 0]     # [E, N, A]
+        q_followed = jnp.take_along_axis(q, index[:, None, :, None], axis=1)[:, 0]  # [E, N, A]
         actions = epsilon_greedy(k_eps, q_followed, ts.avail, schedule["epsilon"])
         return actions, actor_state.replace(hidden=new_hidden, last_action=actions)
 
@@ -259,24 +283,35 @@ class S2Q(Factorised):
         N, A = self.spec.num_agents, self.spec.num_actions
         batched = jax.tree.map(lambda x: x[None], ts)
         _, q = self.step_subvalues(params, self.initial_actor_state(1), batched)
-        q = q[0]                                                                        # [K+1, N, A]
+        q = q[0]  # [K+1, N, A]
         joint = jnp.array(list(itertools.product(range(A), repeat=N)), jnp.int32)
         J = joint.shape[0]
         state = jnp.broadcast_to(ts.state, (J, ts.state.shape[-1]))
         avail = jnp.broadcast_to(ts.avail, (J, N, A))
-        tables = jax.vmap(lambda mp, qk: self.mix(mp, jnp.broadcast_to(qk, (J, N, A)), joint, state, avail)
-                          .reshape((A,) * N))(params["subvalue_mixers"], q)
+        tables = jax.vmap(
+            lambda mp, qk: self.mix(mp, jnp.broadcast_to(qk, (J, N, A)), joint, state, avail).reshape((A,) * N)
+        )(params["subvalue_mixers"], q)
         _, q_c = self.step_utilities(params["central_agent"], super().initial_actor_state(1), batched)
-        q_star = self.central.apply(params["central_mixer"], self._mixer_input(
-            take(jnp.broadcast_to(q_c[0], (J, N, A)), joint), state)).reshape((A,) * N)
+        q_star = self.central.apply(
+            params["central_mixer"], self._mixer_input(take(jnp.broadcast_to(q_c[0], (J, N, A)), joint), state)
+        ).reshape((A,) * N)
         greedy = masked_argmax(q, ts.avail[None])
-        return {"utilities": q[0], "greedy": greedy[0], "q_tot": tables[0], "subvalue_greedy": greedy,
-                "subvalue_q_tot": tables, "q_star": q_star}
+        return {
+            "utilities": q[0],
+            "greedy": greedy[0],
+            "q_tot": tables[0],
+            "subvalue_greedy": greedy,
+            "subvalue_q_tot": tables,
+            "q_star": q_star,
+        }
 
     def build(self, name: str) -> Algorithm:
-        stage = Stage(name="main", owns=("subvalue_agents", "subvalue_mixers", "central_agent", "central_mixer",
-                                         "encoder", "decoder"),
-                      loss=self.main_loss, optimizer=adam_clipped(self.cfg.grad_clip, self.cfg.optimizer))
+        stage = Stage(
+            name="main",
+            owns=("subvalue_agents", "subvalue_mixers", "central_agent", "central_mixer", "encoder", "decoder"),
+            loss=self.main_loss,
+            optimizer=adam_clipped(self.cfg.grad_clip, self.cfg.optimizer),
+        )
         algo = self.algorithm(name, (stage,))
         return dataclasses.replace(algo, init_policy_state=self.init_policy_state)
 
@@ -288,8 +323,13 @@ def make_s2q(cfg, env_cfg, spec, *, comm: bool = False) -> Algorithm:
     check_mixer(cfg, MIXERS)
     reject_unknown(cfg, (S2QSettings, *mixer_settings(cfg)))
     settings = read(S2QSettings, cfg, comm=comm)
-    learner = make_factorised(cfg, env_cfg, spec, Variant(central_embed_dim=settings.central_embed_dim),
-                              cls=functools.partial(S2Q, settings=settings))
+    learner = make_factorised(
+        cfg,
+        env_cfg,
+        spec,
+        Variant(central_embed_dim=settings.central_embed_dim),
+        cls=functools.partial(S2Q, settings=settings),
+    )
     return learner.build(cfg.name)
 
 

@@ -85,8 +85,17 @@ class PotentiallyOptimal(Weighting):
             q_r, _ = self.recognition_values(learner, params, batch, carry.prepared.advantages)
             return 0.5 * masked_mean((q_r - carry.prepared.y) ** 2, batch.mask), ({}, carry)
 
-        return (Stage(name="recognition", owns=("recognition",), loss=loss, optimizer=optimizer, steps=self.pow_steps,
-                      first_steps=self.pow_first_steps, prepare=prepare),)
+        return (
+            Stage(
+                name="recognition",
+                owns=("recognition",),
+                loss=loss,
+                optimizer=optimizer,
+                steps=self.pow_steps,
+                first_steps=self.pow_first_steps,
+                prepare=prepare,
+            ),
+        )
 
     def weights(self, learner, params, ctx: TDContext, batch, t_env):
         # With the recogniser as just updated by its own stage (§6.6 step 4).

@@ -30,8 +30,10 @@ def make_weighted(cfg, env_cfg, spec, *, default_weighting: str):
     # The family's own weighting keys (alpha) stay valid when an ablation picks another rule.
     reject_unknown(cfg, (WeightedSettings, rule, WEIGHTINGS.get(default_weighting)))
     check_mixer(cfg, ("qmix",))
-    variant = Variant(central_embed_dim=settings.central_embed_dim if settings.central else None,
-                      central_loss_scale=settings.central_loss_scale)
+    variant = Variant(
+        central_embed_dim=settings.central_embed_dim if settings.central else None,
+        central_loss_scale=settings.central_loss_scale,
+    )
     return make_factorised(cfg, env_cfg, spec, variant, weighting=read(rule, cfg)).build(cfg.name)
 
 

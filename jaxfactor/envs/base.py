@@ -3,8 +3,8 @@
 An env is pure: `reset(key, t_env=None) -> (env_state, Timestep)` and `step(key, env_state,
 actions [N]) -> (env_state, Timestep)`, jittable and vmappable; it never auto-resets (the runner owns
 episode boundaries, PyMARL2-style episodic collection). `t_env` is the learner's env-step count at the
-start of the episode: non-stationary envs (a payoff that shifts mid-training) read it, others ignore it. Adapters are classes registered under an explicit
-`kind` (no name-substring dispatch).
+start of the episode: non-stationary envs (a payoff that shifts mid-training) read it, others ignore it.
+Adapters are classes registered under an explicit `kind` (no name-substring dispatch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -70,15 +71,27 @@ class JaxmarlTeamAdapter:
     def _setup(self, env: Any, learners: list[str], max_steps: int, obs_dtype: str = "float32") -> None:
         self.env, self.learners = env, learners
         obs_dim = math.prod(env.observation_spaces[learners[0]].shape)
-        self.spec = EnvSpec(num_agents=len(learners), obs_dim=obs_dim, state_dim=obs_dim * len(learners),
-                            num_actions=int(env.action_spaces[learners[0]].n), episode_limit=max_steps,
-                            has_win_flag=False, obs_dtype=obs_dtype)
+        self.spec = EnvSpec(
+            num_agents=len(learners),
+            obs_dim=obs_dim,
+            state_dim=obs_dim * len(learners),
+            num_actions=int(env.action_spaces[learners[0]].n),
+            episode_limit=max_steps,
+            has_win_flag=False,
+            obs_dtype=obs_dtype,
+        )
 
     def _timestep(self, obs: dict, reward: jax.Array) -> Timestep:
         stacked = stack_agents(obs, self.learners)
         n, a = self.spec.num_agents, self.spec.num_actions
-        return Timestep(obs=stacked, state=stacked.reshape(-1), avail=jnp.ones((n, a), bool),
-                        reward=jnp.asarray(reward, jnp.float32), terminal=jnp.array(False), won=jnp.array(False))
+        return Timestep(
+            obs=stacked,
+            state=stacked.reshape(-1),
+            avail=jnp.ones((n, a), bool),
+            reward=jnp.asarray(reward, jnp.float32),
+            terminal=jnp.array(False),
+            won=jnp.array(False),
+        )
 
     def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[Any, Timestep]:
         del t_env
@@ -94,5 +107,7 @@ def make_env(kind: str, params: Mapping[str, Any]) -> Any:
     if kind in HOST_ENV_KINDS:
         return make_host_env(kind, params)
     if kind not in ENV_KINDS:
-        raise ConfigError(f"unknown env.kind '{kind}'; allowed: {', '.join(sorted(ENV_KINDS.names() + HOST_ENV_KINDS.names()))}")
+        raise ConfigError(
+            f"unknown env.kind '{kind}'; allowed: {', '.join(sorted(ENV_KINDS.names() + HOST_ENV_KINDS.names()))}"
+        )
     return ENV_KINDS.get(kind).from_params(params)

@@ -11,7 +11,8 @@ inside the jitted loop through `reset(key, t_env)`; learners and replay are unto
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,11 +30,15 @@ def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
     def shape_of(x: Any, depth: int) -> tuple[int, ...]:
         if isinstance(x, (list, tuple)):
             if len(x) == 0:
-                raise ConfigError(f"{field} has an empty list at depth {depth}; allowed: a non-empty nested list of numbers")
+                raise ConfigError(
+                    f"{field} has an empty list at depth {depth}; allowed: a non-empty nested list of numbers"
+                )
             shapes = {shape_of(v, depth + 1) for v in x}
             if len(shapes) != 1:
-                raise ConfigError(f"{field} is ragged at depth {depth} (rows of different lengths); "
-                                  "allowed: a regular nested list, one axis per agent, each of length |U|")
+                raise ConfigError(
+                    f"{field} is ragged at depth {depth} (rows of different lengths); "
+                    "allowed: a regular nested list, one axis per agent, each of length |U|"
+                )
             return (len(x),) + shapes.pop()
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not np.isfinite(x):
             raise ConfigError(f"{field} holds {x!r}; allowed: finite numbers in a nested list")
@@ -43,44 +48,47 @@ def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
     if len(shape) < 2:
         raise ConfigError(f"{field} has {len(shape)} axis/axes; allowed: one axis per agent, at least 2")
     if len(set(shape)) != 1:
-        raise ConfigError(f"{field} has shape {list(shape)}; allowed: the same number of actions for every "
-                          f"agent (a square/cubic tensor, e.g. {[shape[0]] * len(shape)})")
+        raise ConfigError(
+            f"{field} has shape {list(shape)}; allowed: the same number of actions for every "
+            f"agent (a square/cubic tensor, e.g. {[shape[0]] * len(shape)})"
+        )
     return np.asarray(payoff, dtype=np.float32)
 
 
 @struct.dataclass
 class MatrixState:
-    t: jax.Array        # [] int32: 0 before acting, 1 after
+    t: jax.Array  # [] int32: 0 before acting, 1 after
     shifted: jax.Array  # [] bool: this episode is paid by payoff_after
 
 
 @ENV_KINDS.register("matrix")
 class MatrixGame:
-    def __init__(self, payoff: Any, *, payoff_after: Any = None, shift_at: int | None = None,
-                 validated: bool = False):
+    def __init__(self, payoff: Any, *, payoff_after: Any = None, shift_at: int | None = None, validated: bool = False):
         """`validated=True` takes a (possibly traced) square array as is, so one program can vmap over
         several payoff tables (seeds x games); user input always goes through `payoff_array`."""
         self.payoff = jnp.asarray(payoff if validated else payoff_array(payoff), jnp.float32)
         if (payoff_after is None) != (shift_at is None):
-            given, missing = ("env.payoff_after", "env.shift_at") if shift_at is None else \
-                ("env.shift_at", "env.payoff_after")
+            given, missing = (
+                ("env.payoff_after", "env.shift_at") if shift_at is None else ("env.shift_at", "env.payoff_after")
+            )
             raise ConfigError(f"{given} is set but {missing} is not; a payoff shift needs both")
         self.shift_at = None if shift_at is None else int(shift_at)
         self.payoff_after = None
         if payoff_after is not None:
             after = payoff_after if validated else payoff_array(payoff_after, "env.payoff_after")
             if tuple(np.shape(after)) != tuple(self.payoff.shape):
-                raise ConfigError(f"env.payoff_after has shape {list(np.shape(after))}; allowed: the shape of "
-                                  f"env.payoff, {list(self.payoff.shape)}")
+                raise ConfigError(
+                    f"env.payoff_after has shape {list(np.shape(after))}; allowed: the shape of "
+                    f"env.payoff, {list(self.payoff.shape)}"
+                )
             if isinstance(shift_at, bool) or not isinstance(shift_at, int) or shift_at < 0:
                 raise ConfigError(f"env.shift_at={shift_at!r} is out of range; allowed: an integer >= 0 (env steps)")
             self.payoff_after = jnp.asarray(after, jnp.float32)
         n, a = self.payoff.ndim, self.payoff.shape[0]
-        self.spec = EnvSpec(num_agents=n, obs_dim=2, state_dim=2, num_actions=a, episode_limit=1,
-                            has_win_flag=False)
+        self.spec = EnvSpec(num_agents=n, obs_dim=2, state_dim=2, num_actions=a, episode_limit=1, has_win_flag=False)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "MatrixGame":
+    def from_params(cls, params: Mapping[str, Any]) -> MatrixGame:
         check_params("matrix", params, required=("payoff",), optional=("payoff_after", "shift_at"))
         return cls(params["payoff"], payoff_after=params.get("payoff_after"), shift_at=params.get("shift_at"))
 
@@ -92,9 +100,14 @@ class MatrixGame:
     def _timestep(self, t: jax.Array, reward: jax.Array, terminal: jax.Array) -> Timestep:
         n, a = self.spec.num_agents, self.spec.num_actions
         onehot = jax.nn.one_hot(t, 2, dtype=jnp.float32)
-        return Timestep(obs=jnp.broadcast_to(onehot, (n, 2)), state=onehot,
-                        avail=jnp.ones((n, a), dtype=bool), reward=reward, terminal=terminal,
-                        won=jnp.array(False))
+        return Timestep(
+            obs=jnp.broadcast_to(onehot, (n, 2)),
+            state=onehot,
+            avail=jnp.ones((n, a), dtype=bool),
+            reward=reward,
+            terminal=terminal,
+            won=jnp.array(False),
+        )
 
     def reset(self, key: jax.Array, t_env: jax.Array | None = None) -> tuple[MatrixState, Timestep]:
         del key

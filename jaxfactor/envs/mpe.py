@@ -15,7 +15,8 @@ global state (jaxmarl's CTRolloutManager convention for MPE), all 5 actions avai
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +39,16 @@ class MPESpread(JaxmarlTeamAdapter):
 
         n = number("num_agents", num_agents, integer=True, low=1)
         local_ratio = number("local_ratio", local_ratio, low=0.0, high=1.0)
-        env = SimpleSpreadMPE(num_agents=n, num_landmarks=n, local_ratio=local_ratio,
-                              max_steps=number("max_steps", max_steps, integer=True, low=1))
+        env = SimpleSpreadMPE(
+            num_agents=n,
+            num_landmarks=n,
+            local_ratio=local_ratio,
+            max_steps=number("max_steps", max_steps, integer=True, low=1),
+        )
         self._setup(env, list(env.agents), max_steps)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "MPESpread":
+    def from_params(cls, params: Mapping[str, Any]) -> MPESpread:
         check_params("mpe_spread", params, required=(), optional=("num_agents", "max_steps", "local_ratio"))
         return cls(**{k: v for k, v in params.items() if v is not None})
 
@@ -54,24 +59,29 @@ class MPESpread(JaxmarlTeamAdapter):
 
 @ENV_KINDS.register("mpe_tag")
 class MPETag(JaxmarlTeamAdapter):
-    def __init__(self, num_predators: int = 3, num_obstacles: int = 2, max_steps: int = 25,
-                 prey_policy: str = "random"):
+    def __init__(
+        self, num_predators: int = 3, num_obstacles: int = 2, max_steps: int = 25, prey_policy: str = "random"
+    ):
         quiet_jaxmarl()
         from jaxmarl.environments.mpe.simple_tag import SimpleTagMPE
 
         if prey_policy not in PREY_POLICIES:
             raise ConfigError(f"unknown env.prey_policy '{prey_policy}'; allowed: {', '.join(PREY_POLICIES)}")
-        env = SimpleTagMPE(num_good_agents=1, num_adversaries=number("num_predators", num_predators, integer=True, low=1),
-                           num_obstacles=number("num_obstacles", num_obstacles, integer=True, low=0),
-                           max_steps=number("max_steps", max_steps, integer=True, low=1))
+        env = SimpleTagMPE(
+            num_good_agents=1,
+            num_adversaries=number("num_predators", num_predators, integer=True, low=1),
+            num_obstacles=number("num_obstacles", num_obstacles, integer=True, low=0),
+            max_steps=number("max_steps", max_steps, integer=True, low=1),
+        )
         self.prey_policy = prey_policy
         self.prey = env.good_agents[0]
         self._setup(env, list(env.adversaries), max_steps)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "MPETag":
-        check_params("mpe_tag", params, required=(),
-                     optional=("num_predators", "num_obstacles", "max_steps", "prey_policy"))
+    def from_params(cls, params: Mapping[str, Any]) -> MPETag:
+        check_params(
+            "mpe_tag", params, required=(), optional=("num_predators", "num_obstacles", "max_steps", "prey_policy")
+        )
         return cls(**{k: v for k, v in params.items() if v is not None})
 
     def prey_action(self, key: jax.Array, env_state: Any) -> jax.Array:

@@ -9,7 +9,8 @@ Episodes end only at the time limit (a truncation).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 
@@ -31,6 +32,7 @@ class OvercookedAdapter(JaxmarlTeamAdapter):
         import warnings
 
         from flax.core import FrozenDict
+
         quiet_jaxmarl()
         from jaxmarl.environments.overcooked import Overcooked, overcooked_layouts
 
@@ -45,7 +47,7 @@ class OvercookedAdapter(JaxmarlTeamAdapter):
         self._setup(env, list(env.agents), max_steps, obs_dtype="uint8")  # feature grids of counts 0..19
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "OvercookedAdapter":
+    def from_params(cls, params: Mapping[str, Any]) -> OvercookedAdapter:
         check_params("overcooked", params, required=("layout",), optional=("max_steps", "shaping"))
         return cls(**{k: v for k, v in params.items() if v is not None})
 

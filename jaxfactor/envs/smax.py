@@ -8,7 +8,8 @@ out (the time limit is a truncation handled by the runner), and a `won` flag.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,14 @@ def smax_map_names() -> list[str]:
 
 @ENV_KINDS.register("smax")
 class SMAXAdapter:
-    def __init__(self, map_name: str, max_steps: int = 100, enemy_shoots: bool = True,
-                 attack_mode: str = "closest", reward_scale: float = 1.0):
+    def __init__(
+        self,
+        map_name: str,
+        max_steps: int = 100,
+        enemy_shoots: bool = True,
+        attack_mode: str = "closest",
+        reward_scale: float = 1.0,
+    ):
         quiet_jaxmarl()
         from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
@@ -39,8 +46,12 @@ class SMAXAdapter:
         reward_scale = number("reward_scale", reward_scale, low=0.0, low_open=True)
         if not isinstance(enemy_shoots, bool):
             raise ConfigError(f"env.enemy_shoots={enemy_shoots!r} must be a boolean; allowed: true, false")
-        self.env = HeuristicEnemySMAX(scenario=map_name_to_scenario(map_name), max_steps=max_steps,
-                                      enemy_shoots=enemy_shoots, attack_mode=attack_mode)
+        self.env = HeuristicEnemySMAX(
+            scenario=map_name_to_scenario(map_name),
+            max_steps=max_steps,
+            enemy_shoots=enemy_shoots,
+            attack_mode=attack_mode,
+        )
         self.reward_scale = float(reward_scale)
         self.agents = list(self.env.agents)
         n = len(self.agents)
@@ -48,9 +59,14 @@ class SMAXAdapter:
         key = jax.random.key(0)
         state_dim = jax.eval_shape(lambda k: self.env.reset(k)[0]["world_state"], key).shape[-1]
         self.state_offset, self.state_scale = self._state_normalisation(int(state_dim))
-        self.spec = EnvSpec(num_agents=n, obs_dim=int(obs_dim), state_dim=int(state_dim),
-                            num_actions=int(self.env.action_spaces[self.agents[0]].n),
-                            episode_limit=int(max_steps), has_win_flag=True)
+        self.spec = EnvSpec(
+            num_agents=n,
+            obs_dim=int(obs_dim),
+            state_dim=int(state_dim),
+            num_actions=int(self.env.action_spaces[self.agents[0]].n),
+            episode_limit=int(max_steps),
+            has_win_flag=True,
+        )
 
     def _state_normalisation(self, state_dim: int) -> tuple[jax.Array, jax.Array]:
         """jaxmarl's world state holds raw map coordinates (0..32) and unit-type ids; scale them to
@@ -64,7 +80,7 @@ class SMAXAdapter:
                 i = u * len(feats) + feats.index(name)
                 offset[i], scale[i] = size / 2.0, 2.0 / size
         types_start = units * len(feats) + units  # after per-unit features and unit teams
-        scale[types_start:types_start + units] = 1.0 / max(len(inner.unit_type_names) - 1, 1)
+        scale[types_start : types_start + units] = 1.0 / max(len(inner.unit_type_names) - 1, 1)
         return jnp.asarray(offset), jnp.asarray(scale)
 
     def _normalise_state(self, raw: jax.Array) -> jax.Array:
@@ -73,12 +89,16 @@ class SMAXAdapter:
         scaled = (raw - self.state_offset) * self.state_scale
         per_unit = scaled[: units * feats].reshape(units, feats)
         alive = raw[: units * feats].reshape(units, feats)[:, :1] > 0  # dead units keep all-zero features
-        return jnp.concatenate([jnp.where(alive, per_unit, 0.0).reshape(-1), scaled[units * feats:]])
+        return jnp.concatenate([jnp.where(alive, per_unit, 0.0).reshape(-1), scaled[units * feats :]])
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "SMAXAdapter":
-        check_params("smax", params, required=("map_name",),
-                     optional=("max_steps", "enemy_shoots", "attack_mode", "reward_scale"))
+    def from_params(cls, params: Mapping[str, Any]) -> SMAXAdapter:
+        check_params(
+            "smax",
+            params,
+            required=("map_name",),
+            optional=("max_steps", "enemy_shoots", "attack_mode", "reward_scale"),
+        )
         return cls(**{k: v for k, v in params.items() if v is not None})
 
     def _timestep(self, obs: dict, env_state: Any, reward: jax.Array) -> Timestep:

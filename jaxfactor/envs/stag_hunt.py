@@ -10,7 +10,8 @@ every agent is frozen; the step limit is a truncation owned by the runner.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,47 +30,89 @@ NUM_ACTIONS = 6
 
 @struct.dataclass
 class StagHuntState:
-    agent_pos: jax.Array   # [N, 2] int32 (kept after freezing, but then ignored)
-    frozen: jax.Array      # [N] bool
-    prey_pos: jax.Array    # [P, 2] int32, stags first, then hares
+    agent_pos: jax.Array  # [N, 2] int32 (kept after freezing, but then ignored)
+    frozen: jax.Array  # [N] bool
+    prey_pos: jax.Array  # [P, 2] int32, stags first, then hares
     prey_alive: jax.Array  # [P] bool
-    t: jax.Array           # [] int32 steps taken
+    t: jax.Array  # [] int32 steps taken
 
 
 @ENV_KINDS.register("stag_hunt")
 class StagHunt:
-    def __init__(self, rows: int = 10, cols: int = 10, num_agents: int = 8, num_stags: int = 8,
-                 num_hares: int = 0, obs_window: int = 5, penalty: float = 0.0, stag_reward: float = 10.0,
-                 hare_reward: float = 1.0, episode_limit: int = 200):
-        for field, value, low in (("rows", rows, 1), ("cols", cols, 1), ("num_agents", num_agents, 1),
-                                  ("num_stags", num_stags, 0), ("num_hares", num_hares, 0),
-                                  ("obs_window", obs_window, 1), ("episode_limit", episode_limit, 1)):
+    def __init__(
+        self,
+        rows: int = 10,
+        cols: int = 10,
+        num_agents: int = 8,
+        num_stags: int = 8,
+        num_hares: int = 0,
+        obs_window: int = 5,
+        penalty: float = 0.0,
+        stag_reward: float = 10.0,
+        hare_reward: float = 1.0,
+        episode_limit: int = 200,
+    ):
+        for field, value, low in (
+            ("rows", rows, 1),
+            ("cols", cols, 1),
+            ("num_agents", num_agents, 1),
+            ("num_stags", num_stags, 0),
+            ("num_hares", num_hares, 0),
+            ("obs_window", obs_window, 1),
+            ("episode_limit", episode_limit, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"env.{field}={value!r} is out of range; allowed: an integer >= {low}")
         if obs_window % 2 == 0:
-            raise ConfigError(f"env.obs_window={obs_window} must be odd (a window centred on the agent); "
-                              "allowed: 1, 3, 5, ...")
+            raise ConfigError(
+                f"env.obs_window={obs_window} must be odd (a window centred on the agent); allowed: 1, 3, 5, ..."
+            )
         if num_stags + num_hares < 1:
             raise ConfigError("env.num_stags + env.num_hares must be >= 1 (the game needs prey)")
         if num_agents + num_stags + num_hares > rows * cols:
-            raise ConfigError(f"env.num_agents + env.num_stags + env.num_hares = "
-                              f"{num_agents + num_stags + num_hares} exceed the {rows}x{cols} grid's cells")
+            raise ConfigError(
+                f"env.num_agents + env.num_stags + env.num_hares = "
+                f"{num_agents + num_stags + num_hares} exceed the {rows}x{cols} grid's cells"
+            )
         # a mis-capture is punished or free, never rewarded
-        penalty, stag_reward, hare_reward = number("penalty", penalty, high=0.0), \
-            number("stag_reward", stag_reward), number("hare_reward", hare_reward)
+        penalty, stag_reward, hare_reward = (
+            number("penalty", penalty, high=0.0),
+            number("stag_reward", stag_reward),
+            number("hare_reward", hare_reward),
+        )
         self.rows, self.cols, self.radius = rows, cols, obs_window // 2
         self.num_prey = num_stags + num_hares
         self.penalty, self.stag_reward, self.hare_reward = float(penalty), float(stag_reward), float(hare_reward)
         self.is_stag = np.arange(self.num_prey) < num_stags
-        self.spec = EnvSpec(num_agents=num_agents, obs_dim=obs_window * obs_window * 3, state_dim=rows * cols * 3,
-                            num_actions=NUM_ACTIONS, episode_limit=episode_limit, has_win_flag=False,
-                            obs_dtype="uint8")  # 0/1 occupancy channels
+        self.spec = EnvSpec(
+            num_agents=num_agents,
+            obs_dim=obs_window * obs_window * 3,
+            state_dim=rows * cols * 3,
+            num_actions=NUM_ACTIONS,
+            episode_limit=episode_limit,
+            has_win_flag=False,
+            obs_dtype="uint8",
+        )  # 0/1 occupancy channels
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "StagHunt":
-        check_params("stag_hunt", params, required=(),
-                     optional=("rows", "cols", "num_agents", "num_stags", "num_hares", "obs_window", "penalty",
-                               "stag_reward", "hare_reward", "episode_limit"))
+    def from_params(cls, params: Mapping[str, Any]) -> StagHunt:
+        check_params(
+            "stag_hunt",
+            params,
+            required=(),
+            optional=(
+                "rows",
+                "cols",
+                "num_agents",
+                "num_stags",
+                "num_hares",
+                "obs_window",
+                "penalty",
+                "stag_reward",
+                "hare_reward",
+                "episode_limit",
+            ),
+        )
         return cls(**{k: v for k, v in params.items() if v is not None})
 
     # ----- geometry -------------------------------------------------------------------------------
@@ -104,15 +147,21 @@ class StagHunt:
             return jnp.where(frozen, 0.0, view)
 
         obs = jax.vmap(window)(state.agent_pos, state.frozen)
-        return Timestep(obs=obs, state=g.reshape(-1), avail=self.avail_actions(state), reward=reward,
-                        terminal=terminal, won=jnp.array(False))
+        return Timestep(
+            obs=obs,
+            state=g.reshape(-1),
+            avail=self.avail_actions(state),
+            reward=reward,
+            terminal=terminal,
+            won=jnp.array(False),
+        )
 
     def avail_actions(self, state: StagHuntState) -> jax.Array:
         """[N, 6]: moves whose target is inside the grid, stay, catch iff an alive prey is 4-adjacent;
         a frozen agent may only stay."""
-        targets = state.agent_pos[:, None, :] + MOVES[None]                              # [N, 4, 2]
+        targets = state.agent_pos[:, None, :] + MOVES[None]  # [N, 4, 2]
         moves = self._inside(targets)
-        dist = jnp.abs(state.agent_pos[:, None, :] - state.prey_pos[None]).sum(-1)      # [N, P]
+        dist = jnp.abs(state.agent_pos[:, None, :] - state.prey_pos[None]).sum(-1)  # [N, P]
         catch = ((dist == 1) & state.prey_alive[None]).any(-1)
         avail = jnp.concatenate([moves, jnp.ones_like(catch)[:, None], catch[:, None]], axis=-1)
         only_stay = jnp.arange(NUM_ACTIONS) == STAY
@@ -124,8 +173,13 @@ class StagHunt:
         n, p = self.spec.num_agents, self.num_prey
         cells = jax.random.choice(key, self.rows * self.cols, (n + p,), replace=False)
         pos = jnp.stack([cells // self.cols, cells % self.cols], -1).astype(jnp.int32)
-        state = StagHuntState(agent_pos=pos[:n], frozen=jnp.zeros((n,), bool), prey_pos=pos[n:],
-                              prey_alive=jnp.ones((p,), bool), t=jnp.array(0, jnp.int32))
+        state = StagHuntState(
+            agent_pos=pos[:n],
+            frozen=jnp.zeros((n,), bool),
+            prey_pos=pos[n:],
+            prey_alive=jnp.ones((p,), bool),
+            t=jnp.array(0, jnp.int32),
+        )
         return state, self._timestep(state, jnp.array(0.0, jnp.float32), jnp.array(False))
 
     def step(self, key: jax.Array, state: StagHuntState, actions: jax.Array) -> tuple[StagHuntState, Timestep]:
@@ -150,7 +204,7 @@ class StagHunt:
             st, reward = carry
             p = prey_order[i]
             x, alive = st.prey_pos[p], st.prey_alive[p]
-            adjacent = ~st.frozen & (jnp.abs(st.agent_pos - x).sum(-1) == 1)           # [N]
+            adjacent = ~st.frozen & (jnp.abs(st.agent_pos - x).sum(-1) == 1)  # [N]
             catching = adjacent & (actions == CATCH)
             count = catching.sum()
             captured = alive & (count >= jnp.where(is_stag[p], 2, 1)) & adjacent.any()
@@ -158,13 +212,15 @@ class StagHunt:
             reward = reward + jnp.where(captured, jnp.where(is_stag[p], self.stag_reward, self.hare_reward), 0.0)
             reward = reward + jnp.where(missed, self.penalty, 0.0)
             # An uncaptured prey moves to a uniformly random free neighbour (rest probability 0).
-            targets = x + moves                                                          # [4, 2]
+            targets = x + moves  # [4, 2]
             free = self._inside(targets) & ~jax.vmap(lambda c: self._occupied(st, c))(targets)
             choice = jnp.argmax(jnp.where(free, jax.random.uniform(move_keys[p], (4,)), -1.0))
             walks = alive & ~captured & free.any()
-            st = st.replace(prey_pos=st.prey_pos.at[p].set(jnp.where(walks, targets[choice], x)),
-                            prey_alive=st.prey_alive.at[p].set(alive & ~captured),
-                            frozen=st.frozen | (captured & catching))
+            st = st.replace(
+                prey_pos=st.prey_pos.at[p].set(jnp.where(walks, targets[choice], x)),
+                prey_alive=st.prey_alive.at[p].set(alive & ~captured),
+                frozen=st.frozen | (captured & catching),
+            )
             return st, reward
 
         prey_order = jax.random.permutation(k_prey, self.num_prey)

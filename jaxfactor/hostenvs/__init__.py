@@ -8,7 +8,8 @@ returns a picklable factory that knows the env's spec without starting the simul
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from jaxfactor.hostenvs.protocol import HostEnv
 from jaxfactor.registry import Registry

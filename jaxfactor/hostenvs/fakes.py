@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,18 @@ class Countdown(HostKind):
     choose the last action while the counter is odd. Deterministic; the scales are powers of two, so the float32
     values are exact however a compiler rewrites them."""
 
-    def __init__(self, num_agents: int = 2, num_actions: int = 3, limit: int = 6, start: int = 8,
-                 truncate_at: int | None = None):
+    def __init__(
+        self, num_agents: int = 2, num_actions: int = 3, limit: int = 6, start: int = 8, truncate_at: int | None = None
+    ):
         self.n, self.a, self.limit, self.start, self.truncate_at = num_agents, num_actions, limit, start, truncate_at
-        self.spec = EnvSpec(num_agents=num_agents, obs_dim=4, state_dim=2, num_actions=num_actions,
-                            episode_limit=limit, has_win_flag=True)
+        self.spec = EnvSpec(
+            num_agents=num_agents,
+            obs_dim=4,
+            state_dim=2,
+            num_actions=num_actions,
+            episode_limit=limit,
+            has_win_flag=True,
+        )
         self.count, self.t = start, 0
 
     @classmethod
@@ -38,7 +46,7 @@ class Countdown(HostKind):
         return dict(params), cls(**params).spec
 
     @classmethod
-    def make(cls, params: Mapping[str, Any], index: int) -> "Countdown":
+    def make(cls, params: Mapping[str, Any], index: int) -> Countdown:
         return cls(**params)
 
     def _seen(self) -> dict[str, np.ndarray]:
@@ -82,18 +90,40 @@ class Faulty:
         self.steps, self.child = 0, None
 
     @staticmethod
-    def factory(inner: HostEnvFactory, fault: str, target: int = 0, at_step: int = 1, once: str | None = None,
-                child_pid_file: str | None = None) -> HostEnvFactory:
+    def factory(
+        inner: HostEnvFactory,
+        fault: str,
+        target: int = 0,
+        at_step: int = 1,
+        once: str | None = None,
+        child_pid_file: str | None = None,
+    ) -> HostEnvFactory:
         import functools
 
         assert fault in FAULTS, fault
-        builder = functools.partial(Faulty.make, inner=inner, fault=fault, target=target, at_step=at_step, once=once,
-                                    child_pid_file=child_pid_file)
+        builder = functools.partial(
+            Faulty.make,
+            inner=inner,
+            fault=fault,
+            target=target,
+            at_step=at_step,
+            once=once,
+            child_pid_file=child_pid_file,
+        )
         return HostEnvFactory(kind=f"faulty-{inner.kind}", params=inner.params, spec=inner.spec, builder=builder)
 
     @staticmethod
-    def make(params: dict, index: int, *, inner: HostEnvFactory, fault: str, target: int, at_step: int,
-             once: str | None, child_pid_file: str | None) -> "Faulty":
+    def make(
+        params: dict,
+        index: int,
+        *,
+        inner: HostEnvFactory,
+        fault: str,
+        target: int,
+        at_step: int,
+        once: str | None,
+        child_pid_file: str | None,
+    ) -> Faulty:
         env = Faulty(inner.make(index), fault if index == target else None, at_step, once)
         if child_pid_file is not None:
             env.child = subprocess.Popen(["sleep", "600"])

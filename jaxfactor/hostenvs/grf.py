@@ -18,7 +18,8 @@ gfootball has no wheels and clashes with highway-env's pygame-ce, so it installs
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -96,8 +97,12 @@ class FootballHost:
         reward = float(rewards.sum() if self.p["reward_mode"] == "sum" else rewards.mean())
         timeout = self.t >= self.p["time_limit"] and not done
         terminal = bool(done) or (timeout and self.p["timeout_is_terminal"])
-        return {**self._seen(obs), **outcome(reward, terminal, truncated=timeout and not terminal,
-                                             won=float(info.get("score_reward", 0.0)) > 0)}
+        return {
+            **self._seen(obs),
+            **outcome(
+                reward, terminal, truncated=timeout and not terminal, won=float(info.get("score_reward", 0.0)) > 0
+            ),
+        }
 
     def close(self) -> None:
         if self.env is not None:
@@ -123,26 +128,42 @@ class Football(HostKind):
         choice("reward_mode", p.setdefault("reward_mode", "sum"), ("sum", "mean"))
         boolean("timeout_is_terminal", p.setdefault("timeout_is_terminal", False))
         if p["simulator"] == "real" and importlib.util.find_spec("gfootball") is None:
-            raise ConfigError("env.simulator=real needs Google Research Football, but the 'gfootball' package is not "
-                              "installed; install it into its own environment (scripts/install_gfootball.sh) or use "
-                              "env.simulator=fake (a protocol-faithful stand-in)")
+            raise ConfigError(
+                "env.simulator=real needs Google Research Football, but the 'gfootball' package is not "
+                "installed; install it into its own environment (scripts/install_gfootball.sh) or use "
+                "env.simulator=fake (a protocol-faithful stand-in)"
+            )
         n = p["num_agents"]
-        return p, EnvSpec(num_agents=n, obs_dim=OBS_DIM, state_dim=n * OBS_DIM, num_actions=NUM_ACTIONS,
-                          episode_limit=p["time_limit"], has_win_flag=True)
+        return p, EnvSpec(
+            num_agents=n,
+            obs_dim=OBS_DIM,
+            state_dim=n * OBS_DIM,
+            num_actions=NUM_ACTIONS,
+            episode_limit=p["time_limit"],
+            has_win_flag=True,
+        )
 
     @classmethod
     def make(cls, params: Mapping[str, Any], index: int) -> FootballHost:
         p = dict(params)
         _, spec = cls.configure(p)
         if p["simulator"] == "fake":
+
             def make_env(seed):
                 return FakeFootballEnv(p["num_agents"], seed)
         else:
+
             def make_env(seed):
                 import gfootball.env as football
 
                 return football.create_environment(
-                    env_name=SCENARIOS[p["scenario"]][1], representation="simple115v2", rewards=p["rewards"],
-                    number_of_left_players_agent_controls=p["num_agents"], stacked=False, render=False,
-                    other_config_options={"game_engine_random_seed": int(seed)})
+                    env_name=SCENARIOS[p["scenario"]][1],
+                    representation="simple115v2",
+                    rewards=p["rewards"],
+                    number_of_left_players_agent_controls=p["num_agents"],
+                    stacked=False,
+                    render=False,
+                    other_config_options={"game_engine_random_seed": int(seed)},
+                )
+
         return FootballHost(spec, make_env, p)

@@ -16,7 +16,8 @@ limit is `duration * policy_frequency` steps, a truncation. Success (`won`): all
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,17 @@ from jaxfactor.spec import EnvSpec
 
 FEATURES = ["presence", "x", "y", "vx", "vy", "cos_h", "sin_h"]
 STATE_FEATURES = 12  # x, y, vx, vy, cos h, sin h, arrived, crashed, exit one-hot (4)
-DEFAULTS = {"controlled_vehicles": 4, "traffic": False, "observed_vehicles": 4, "duration": 20,
-            "policy_frequency": 5, "simulation_frequency": 5, "step_reward": -1.0, "arrival_bonus": 100.0,
-            "collision_reward": -100.0}
+DEFAULTS = {
+    "controlled_vehicles": 4,
+    "traffic": False,
+    "observed_vehicles": 4,
+    "duration": 20,
+    "policy_frequency": 5,
+    "simulation_frequency": 5,
+    "step_reward": -1.0,
+    "arrival_bonus": 100.0,
+    "collision_reward": -100.0,
+}
 
 
 class HighwayIntersection:
@@ -42,18 +51,34 @@ class HighwayIntersection:
         self.n = self.p["controlled_vehicles"]
         self.spec = spec_of(self.p)
         base = MultiAgentIntersectionEnv.default_config()
-        observation = {"type": "MultiAgentObservation",
-                       "observation_config": {**base["observation"]["observation_config"], "features": FEATURES,
-                                              "vehicles_count": self.p["observed_vehicles"], "absolute": False}}
-        action = {"type": "MultiAgentAction",
-                  "action_config": {**base["action"]["action_config"], "target_speeds": [0, 2, 4, 6, 8, 10]}}
+        observation = {
+            "type": "MultiAgentObservation",
+            "observation_config": {
+                **base["observation"]["observation_config"],
+                "features": FEATURES,
+                "vehicles_count": self.p["observed_vehicles"],
+                "absolute": False,
+            },
+        }
+        action = {
+            "type": "MultiAgentAction",
+            "action_config": {**base["action"]["action_config"], "target_speeds": [0, 2, 4, 6, 8, 10]},
+        }
         traffic = self.p["traffic"]
-        self.env = MultiAgentIntersectionEnv(config={
-            "controlled_vehicles": self.n, "destination": None, "observation": observation, "action": action,
-            "initial_vehicle_count": 10 if traffic else 0, "spawn_probability": 0.6 if traffic else 0.0,
-            "duration": self.p["duration"] + 1,  # our own step count truncates (highway's float clock overshoots)
-            "policy_frequency": self.p["policy_frequency"], "simulation_frequency": self.p["simulation_frequency"]},
-            render_mode="rgb_array")
+        self.env = MultiAgentIntersectionEnv(
+            config={
+                "controlled_vehicles": self.n,
+                "destination": None,
+                "observation": observation,
+                "action": action,
+                "initial_vehicle_count": 10 if traffic else 0,
+                "spawn_probability": 0.6 if traffic else 0.0,
+                "duration": self.p["duration"] + 1,  # our own step count truncates (highway's float clock overshoots)
+                "policy_frequency": self.p["policy_frequency"],
+                "simulation_frequency": self.p["simulation_frequency"],
+            },
+            render_mode="rgb_array",
+        )
         self.limit = self.spec.episode_limit
 
     def _exits(self) -> np.ndarray:
@@ -68,11 +93,25 @@ class HighwayIntersection:
         own = np.stack([np.asarray(o, np.float32).reshape(-1) for o in obs])
         rows = []
         for i, v in enumerate(self.env.controlled_vehicles):
-            rows.append([v.position[0] / 100, v.position[1] / 100, v.velocity[0] / 20, v.velocity[1] / 20,
-                         np.cos(v.heading), np.sin(v.heading), float(self.arrived[i]), float(v.crashed)])
+            rows.append(
+                [
+                    v.position[0] / 100,
+                    v.position[1] / 100,
+                    v.velocity[0] / 20,
+                    v.velocity[1] / 20,
+                    np.cos(v.heading),
+                    np.sin(v.heading),
+                    float(self.arrived[i]),
+                    float(v.crashed),
+                ]
+            )
         state = np.concatenate([np.asarray(rows, np.float32), exits], axis=1)
-        return seen(self.spec, np.concatenate([own, exits], axis=1), state.reshape(-1),
-                    np.ones((self.n, self.spec.num_actions), bool))
+        return seen(
+            self.spec,
+            np.concatenate([own, exits], axis=1),
+            state.reshape(-1),
+            np.ones((self.n, self.spec.num_actions), bool),
+        )
 
     def reset(self, seed: int, t_env: int) -> dict[str, np.ndarray]:
         self.env.reset(seed=int(seed))
@@ -90,8 +129,11 @@ class HighwayIntersection:
         self.arrived |= np.array([self.env.has_arrived(v) for v in self.env.controlled_vehicles])
         crashed = any(v.crashed for v in self.env.controlled_vehicles)
         all_arrived = bool(self.arrived.all()) and not crashed
-        reward = self.p["collision_reward"] if crashed else \
-            self.p["step_reward"] + (self.p["arrival_bonus"] if all_arrived else 0.0)
+        reward = (
+            self.p["collision_reward"]
+            if crashed
+            else self.p["step_reward"] + (self.p["arrival_bonus"] if all_arrived else 0.0)
+        )
         terminal = crashed or all_arrived
         return {**self._seen(obs), **outcome(reward, terminal, truncated=self.t >= self.limit, won=all_arrived)}
 
@@ -104,8 +146,14 @@ class HighwayIntersection:
 
 def spec_of(p: Mapping[str, Any]) -> EnvSpec:
     n = p["controlled_vehicles"]
-    return EnvSpec(num_agents=n, obs_dim=p["observed_vehicles"] * len(FEATURES) + 4, state_dim=n * STATE_FEATURES,
-                   num_actions=3, episode_limit=int(round(p["duration"] * p["policy_frequency"])), has_win_flag=True)
+    return EnvSpec(
+        num_agents=n,
+        obs_dim=p["observed_vehicles"] * len(FEATURES) + 4,
+        state_dim=n * STATE_FEATURES,
+        num_actions=3,
+        episode_limit=int(round(p["duration"] * p["policy_frequency"])),
+        has_win_flag=True,
+    )
 
 
 @HOST_ENV_KINDS.register("highway_intersection")
@@ -126,14 +174,18 @@ class Intersection(HostKind):
         for name in ("policy_frequency", "simulation_frequency"):
             p[name] = number(name, p[name], integer=True, low=1, high=100)
         if p["simulation_frequency"] % p["policy_frequency"]:
-            raise ConfigError(f"env.simulation_frequency={p['simulation_frequency']} must be a multiple of "
-                              f"env.policy_frequency={p['policy_frequency']}; allowed: k * policy_frequency")
+            raise ConfigError(
+                f"env.simulation_frequency={p['simulation_frequency']} must be a multiple of "
+                f"env.policy_frequency={p['policy_frequency']}; allowed: k * policy_frequency"
+            )
         for name in ("step_reward", "arrival_bonus", "collision_reward"):
             p[name] = number(name, p[name])
         spec = spec_of(p)
         if spec.episode_limit < 1:
-            raise ConfigError(f"env.duration={p['duration']} gives no step at {p['policy_frequency']} Hz; allowed: "
-                              "duration * policy_frequency >= 1")
+            raise ConfigError(
+                f"env.duration={p['duration']} gives no step at {p['policy_frequency']} Hz; allowed: "
+                "duration * policy_frequency >= 1"
+            )
         return p, spec
 
     @classmethod

@@ -30,8 +30,9 @@ class RecurrentQAgent(nn.Module):
         return h, TorchDense(self.num_actions)(h)
 
 
-def agent_inputs(obs: jax.Array, last_action: jax.Array, num_actions: int, *,
-                 obs_last_action: bool, obs_agent_id: bool) -> jax.Array:
+def agent_inputs(
+    obs: jax.Array, last_action: jax.Array, num_actions: int, *, obs_last_action: bool, obs_agent_id: bool
+) -> jax.Array:
     """Build x from obs [..., N, D] and the previous actions [..., N] (-1 = none: all-zero one-hot)."""
     parts = [obs]
     if obs_last_action:
@@ -42,13 +43,13 @@ def agent_inputs(obs: jax.Array, last_action: jax.Array, num_actions: int, *,
     return jnp.concatenate(parts, axis=-1)
 
 
-def input_dim(obs_dim: int, num_agents: int, num_actions: int, *, obs_last_action: bool,
-              obs_agent_id: bool) -> int:
+def input_dim(obs_dim: int, num_agents: int, num_actions: int, *, obs_last_action: bool, obs_agent_id: bool) -> int:
     return obs_dim + (num_actions if obs_last_action else 0) + (num_agents if obs_agent_id else 0)
 
 
-def unroll(agent: RecurrentQAgent, params, x: jax.Array, h0: jax.Array, reset: jax.Array
-           ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def unroll(
+    agent: RecurrentQAgent, params, x: jax.Array, h0: jax.Array, reset: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Unroll over time. x [T, B, Din], h0 [B, H], reset [T, B] (zero the carry before step t where set).
 
     Returns (h_T [B, H], q [T, B, A...], hs [T, B, H]).

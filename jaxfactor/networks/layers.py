@@ -7,7 +7,7 @@ init anywhere: it needs a (batched, under vmap over seeds) QR, which deadlocks s
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -70,6 +70,6 @@ class TorchGRUCell(nn.Module):
         gi = x @ w_ih + b_ih  # [..., 3H]
         gh = h @ w_hh + b_hh  # [..., 3H]
         r = jax.nn.sigmoid(gi[..., :H] + gh[..., :H])
-        z = jax.nn.sigmoid(gi[..., H:2 * H] + gh[..., H:2 * H])
-        n = jnp.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
+        z = jax.nn.sigmoid(gi[..., H : 2 * H] + gh[..., H : 2 * H])
+        n = jnp.tanh(gi[..., 2 * H :] + r * gh[..., 2 * H :])
         return (1.0 - z) * n + z * h

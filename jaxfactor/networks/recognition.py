@@ -21,8 +21,9 @@ class RecognitionQr(nn.Module):
     v_dim: int = 128
 
     @nn.compact
-    def __call__(self, state: jax.Array, actions_onehot: jax.Array, advantages: jax.Array
-                 ) -> tuple[jax.Array, jax.Array]:
+    def __call__(
+        self, state: jax.Array, actions_onehot: jax.Array, advantages: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         """state [..., G], actions_onehot [..., N, A], advantages [..., N] (<= 0) -> (Q_r [...], V_r [...])."""
         n, h, m = advantages.shape[-1], self.hypernet_dim, self.mixing_dim
         joint = actions_onehot.reshape(actions_onehot.shape[:-2] + (-1,)).astype(state.dtype)

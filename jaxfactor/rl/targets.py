@@ -6,8 +6,14 @@ import jax
 import jax.numpy as jnp
 
 
-def td_lambda_targets(r_t: jax.Array, terminal_t: jax.Array, mask_t: jax.Array, q_bar: jax.Array,
-                      gamma: jax.Array | float, lambda_: jax.Array | float) -> jax.Array:
+def td_lambda_targets(
+    r_t: jax.Array,
+    terminal_t: jax.Array,
+    mask_t: jax.Array,
+    q_bar: jax.Array,
+    gamma: jax.Array | float,
+    lambda_: jax.Array | float,
+) -> jax.Array:
     """ALGORITHMS.md §1.5:
 
         G_T = Qbar_T (1 - sum_{t<T} d_t)

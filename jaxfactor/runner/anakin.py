@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +21,20 @@ from jaxfactor.runner.multihost import gather
 from jaxfactor.runner.rollout import rollout, segment_rollout
 
 
-def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num_updates: int,
-               axis_name: str | None = LANES, length_buckets: int = 1, budget: int | None = None, *,
-               epochs: int = 1, learning_starts: int = 0, segment_length: int | None = None
-               ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+def make_chunk(
+    algo: Algorithm,
+    env: JaxEnv,
+    num_envs: int,
+    batch_size: int,
+    num_updates: int,
+    axis_name: str | None = LANES,
+    length_buckets: int = 1,
+    budget: int | None = None,
+    *,
+    epochs: int = 1,
+    learning_starts: int = 0,
+    segment_length: int | None = None,
+) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
     """chunk(runner) -> (runner, metrics [num_updates]) for one lane, to be vmapped with `over_lanes` (or
     `axis_name=None` for one lane on its own); no host round-trips inside. `length_buckets`, `epochs`,
     `learning_starts`: the algo.* settings (`chunk_for` reads them from a config). `budget`: env steps per lane
@@ -41,9 +51,21 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
         active = True if budget is None else runner.learner.t_env < budget
         key, k_collect, k_learn = split_update_keys(runner.key)
         episodes, stats = collect(algo.behaviour(runner.learner), k_collect)
-        learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, every_episode,
-                                              k_learn, batch_size, axis_name, length_buckets, active, epochs,
-                                              learning_starts)
+        learner, buffer, metrics = learn_step(
+            algo,
+            runner.learner,
+            runner.buffer,
+            episodes,
+            stats,
+            every_episode,
+            k_learn,
+            batch_size,
+            axis_name,
+            length_buckets,
+            active,
+            epochs,
+            learning_starts,
+        )
         return RunnerState(learner=learner, buffer=buffer, key=jnp.where(active, key, runner.key)), metrics
 
     def chunk(runner: RunnerState) -> tuple[RunnerState, dict]:
@@ -52,15 +74,25 @@ def make_chunk(algo: Algorithm, env: JaxEnv, num_envs: int, batch_size: int, num
     return chunk
 
 
-def chunk_for(cfg: RunConfig, algo: Algorithm, env: JaxEnv, num_updates: int, axis_name: str | None = LANES,
-              budget: bool = True) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+def chunk_for(
+    cfg: RunConfig, algo: Algorithm, env: JaxEnv, num_updates: int, axis_name: str | None = LANES, budget: bool = True
+) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
     """`make_chunk` with every setting read from the run's config; `budget` False: no lane stops at
     total_timesteps (tools that run a fixed number of updates)."""
     a, segments = cfg.algo, segment_length(cfg)
-    return make_chunk(algo, env, a.num_envs, a.batch_size, num_updates, axis_name,
-                      length_buckets=1 if segments else a.length_buckets,
-                      budget=cfg.total_timesteps if budget else None,
-                      epochs=a.epochs, learning_starts=a.learning_starts, segment_length=segments)
+    return make_chunk(
+        algo,
+        env,
+        a.num_envs,
+        a.batch_size,
+        num_updates,
+        axis_name,
+        length_buckets=1 if segments else a.length_buckets,
+        budget=cfg.total_timesteps if budget else None,
+        epochs=a.epochs,
+        learning_starts=a.learning_starts,
+        segment_length=segments,
+    )
 
 
 def make_evaluate(algo: Algorithm, env: JaxEnv, num_episodes: int) -> Callable:
@@ -75,8 +107,11 @@ def make_evaluate(algo: Algorithm, env: JaxEnv, num_episodes: int) -> Callable:
 
 def greedy_summary(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-lane means of greedy episode stats [lanes, episodes]."""
-    return {"eval/return": stats["return"].mean(1), "eval/win_rate": stats["won"].mean(1),
-            "eval/length": stats["length"].mean(1)}
+    return {
+        "eval/return": stats["return"].mean(1),
+        "eval/win_rate": stats["won"].mean(1),
+        "eval/length": stats["length"].mean(1),
+    }
 
 
 WORKING_MEMORY_FRACTION = 0.9  # of the memory free once the state is allocated: the rest for the runtime
@@ -90,9 +125,11 @@ def check_working_memory(compiled, lanes: int, batch_size: int) -> None:
     analysis = compiled.memory_analysis()
     need, free = (analysis.temp_size_in_bytes if analysis else 0), buffers.available_memory_bytes()
     if need > WORKING_MEMORY_FRACTION * free:
-        raise ConfigError(f"the compiled chunk needs {need / 2**30:.2f} GiB of working memory ({lanes} lanes learning "
-                          f"on algo.batch_size={batch_size} episodes each), more than {WORKING_MEMORY_FRACTION} of the "
-                          f"{free / 2**30:.2f} GiB free; lower num_seeds, algo.batch_size or algo.length_buckets")
+        raise ConfigError(
+            f"the compiled chunk needs {need / 2**30:.2f} GiB of working memory ({lanes} lanes learning "
+            f"on algo.batch_size={batch_size} episodes each), more than {WORKING_MEMORY_FRACTION} of the "
+            f"{free / 2**30:.2f} GiB free; lower num_seeds, algo.batch_size or algo.length_buckets"
+        )
 
 
 class DeviceBackend:

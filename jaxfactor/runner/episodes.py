@@ -36,8 +36,9 @@ class SlotCarry:
 
 def start(xp, shape: tuple[int, ...]) -> SlotCarry:
     false = xp.zeros(shape, bool)
-    return SlotCarry(ended=false, over=false, ret=xp.zeros(shape, xp.float32), length=xp.zeros(shape, xp.int32),
-                     won=false)
+    return SlotCarry(
+        ended=false, over=false, ret=xp.zeros(shape, xp.float32), length=xp.zeros(shape, xp.int32), won=false
+    )
 
 
 def slot_flags(carry: SlotCarry, t, limit: int):
@@ -46,18 +47,24 @@ def slot_flags(carry: SlotCarry, t, limit: int):
     return filled, filled & ~carry.ended & (t < limit)
 
 
-def write_slot(xp, carry: SlotCarry, filled, real, obs, state, avail, actions, reward, terminal, won,
-               truncated=False) -> tuple[Episodes, SlotCarry]:
+def write_slot(
+    xp, carry: SlotCarry, filled, real, obs, state, avail, actions, reward, terminal, won, truncated=False
+) -> tuple[Episodes, SlotCarry]:
     """Slot t's stored data and the carry after it. obs/state/avail are what the agents saw at slot t; reward,
     terminal, won and truncated are the step's outcome, ignored where the env did not really step."""
     reward = xp.where(real, reward, xp.float32(0.0))
     terminal = real & terminal
     actions = xp.where(filled[..., None], actions, 0)  # padding holds no behaviour action
-    stored = Episodes(obs=obs, state=state, avail=avail, actions=actions, reward=reward, terminal=terminal,
-                      filled=filled)
-    carry = SlotCarry(ended=carry.ended | terminal | (real & truncated),
-                      over=carry.over | (filled & ~real),  # this slot was the bootstrap slot
-                      ret=carry.ret + reward, length=carry.length + real.astype(xp.int32), won=carry.won | (real & won))
+    stored = Episodes(
+        obs=obs, state=state, avail=avail, actions=actions, reward=reward, terminal=terminal, filled=filled
+    )
+    carry = SlotCarry(
+        ended=carry.ended | terminal | (real & truncated),
+        over=carry.over | (filled & ~real),  # this slot was the bootstrap slot
+        ret=carry.ret + reward,
+        length=carry.length + real.astype(xp.int32),
+        won=carry.won | (real & won),
+    )
     return stored, carry
 
 
@@ -85,8 +92,9 @@ class EpisodeWriter:
         from jaxfactor.buffers import episode_shapes
 
         self.limit = spec.episode_limit
-        self.data = {name: np.zeros(lead + s.shape, s.dtype) for name, s in vars(episode_shapes(spec)).items()
-                     if s is not None}  # no `start`: one episode per row
+        self.data = {
+            name: np.zeros(lead + s.shape, s.dtype) for name, s in vars(episode_shapes(spec)).items() if s is not None
+        }  # no `start`: one episode per row
         self.carry = start(np, lead)
 
     def flags(self, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +102,12 @@ class EpisodeWriter:
 
     def write(self, t: int, obs, state, avail, actions, reward, terminal, won, truncated=False) -> None:
         filled, real = self.flags(t)
-        outcome = (np.asarray(reward, np.float32), np.asarray(terminal, bool), np.asarray(won, bool),
-                   np.asarray(truncated, bool))
+        outcome = (
+            np.asarray(reward, np.float32),
+            np.asarray(terminal, bool),
+            np.asarray(won, bool),
+            np.asarray(truncated, bool),
+        )
         stored, self.carry = write_slot(np, self.carry, filled, real, obs, state, avail, actions, *outcome)
         at = (slice(None),) * self.carry.ret.ndim + (t,)  # [*lead, t]
         for name, value in vars(stored).items():

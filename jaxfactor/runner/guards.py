@@ -24,7 +24,7 @@ class StopOnSignal:
     """While active, the first SIGINT/SIGTERM asks the loop to stop at the end of the running chunk (it then
     checkpoints, waits for every write and raises RunInterrupted); a second one ends the process at once."""
 
-    def __enter__(self) -> "StopOnSignal":
+    def __enter__(self) -> StopOnSignal:
         self.signum: int | None = None
         self._previous = {}
         if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread
@@ -34,12 +34,18 @@ class StopOnSignal:
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.signum is not None:  # at once: a write in flight stays a temporary directory that nothing reads
-            print(f"jaxfactor: {name} again: abandoned the run; resume= continues from its last complete checkpoint",
-                  file=sys.stderr, flush=True)
+            print(
+                f"jaxfactor: {name} again: abandoned the run; resume= continues from its last complete checkpoint",
+                file=sys.stderr,
+                flush=True,
+            )
             os._exit(128 + signum)
         self.signum = signum
-        print(f"jaxfactor: {name}: stopping after the running chunk and its checkpoint ({name} again abandons them)",
-              file=sys.stderr, flush=True)
+        print(
+            f"jaxfactor: {name}: stopping after the running chunk and its checkpoint ({name} again abandons them)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -53,15 +59,16 @@ class RunDirLock:
     def __init__(self, run_dir: Path):
         self.run_dir, self.path = run_dir, run_dir / ".lock"
 
-    def __enter__(self) -> "RunDirLock":
+    def __enter__(self) -> RunDirLock:
         while True:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise ConfigError(f"run_dir={self.run_dir} is in use by another run (pid {owner}); allowed: "
-                                      "another run_dir") from None
+                    raise ConfigError(
+                        f"run_dir={self.run_dir} is in use by another run (pid {owner}); allowed: another run_dir"
+                    ) from None
                 self.path.unlink(missing_ok=True)  # stale
                 continue
             with os.fdopen(fd, "w") as f:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,9 +40,13 @@ def default_workers(num_envs: int) -> int:
 
 
 def make_pool(factory: HostEnvFactory, num_envs: int, host_cfg) -> InlinePool | ProcessPool:
-    settings = PoolSettings(start_method=host_cfg.start_method, start_timeout_s=host_cfg.start_timeout_s,
-                            reset_timeout_s=host_cfg.reset_timeout_s, step_timeout_s=host_cfg.step_timeout_s,
-                            max_consecutive_failures=host_cfg.max_consecutive_failures)
+    settings = PoolSettings(
+        start_method=host_cfg.start_method,
+        start_timeout_s=host_cfg.start_timeout_s,
+        reset_timeout_s=host_cfg.reset_timeout_s,
+        step_timeout_s=host_cfg.step_timeout_s,
+        max_consecutive_failures=host_cfg.max_consecutive_failures,
+    )
     if host_cfg.pool == "inline":
         return InlinePool(factory, num_envs, settings)
     return ProcessPool(factory, num_envs, host_cfg.workers or default_workers(num_envs), settings)
@@ -59,8 +64,12 @@ class HostCollector:
     def __init__(self, algo: Algorithm, pool, lanes: int, num_envs: int):
         self.algo, self.pool, self.S, self.E = algo, pool, lanes, num_envs
         self.spec = algo.spec
-        act = lambda greedy: jax.jit(jax.vmap(functools.partial(algo.act, greedy=greedy),  # noqa: E731
-                                              in_axes=(0, 0, 0, None, 0)))
+        act = lambda greedy: jax.jit(
+            jax.vmap(
+                functools.partial(algo.act, greedy=greedy),  # noqa: E731
+                in_axes=(0, 0, 0, None, 0),
+            )
+        )
         self._act = {False: act(False), True: act(True)}
         self._initial_actor = jax.jit(jax.vmap(lambda _: algo.initial_actor_state(num_envs)))(jnp.arange(lanes))
         self.act_s = self.step_s = 0.0
@@ -114,8 +123,15 @@ class HostCollector:
             self.act_s += t1 - t0
             self.step_s += time.perf_counter() - t1
             lead = (S, E)
-            writer.write(t, *seen, actions, reward.reshape(lead), terminal.reshape(lead), won.reshape(lead),
-                         truncated.reshape(lead))
+            writer.write(
+                t,
+                *seen,
+                actions,
+                reward.reshape(lead),
+                terminal.reshape(lead),
+                won.reshape(lead),
+                truncated.reshape(lead),
+            )
         for i in range(M):
             self.pool.episode_done(i, bool(valid[i]), bool(in_band[i]))
         return writer.episodes(), writer.stats(), valid.reshape(S, E)
@@ -142,10 +158,20 @@ class HostBackend:
         def finish(runner: RunnerState, key, k_learn, episodes, stats, valid):
             on_trace()  # runs at trace time only
             active = runner.learner.t_env < cfg.total_timesteps  # a lane past its budget stays frozen
-            learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid,
-                                                  k_learn, batch, length_buckets=cfg.algo.length_buckets,
-                                                  active=active, epochs=cfg.algo.epochs,
-                                                  learning_starts=cfg.algo.learning_starts)
+            learner, buffer, metrics = learn_step(
+                algo,
+                runner.learner,
+                runner.buffer,
+                episodes,
+                stats,
+                valid,
+                k_learn,
+                batch,
+                length_buckets=cfg.algo.length_buckets,
+                active=active,
+                epochs=cfg.algo.epochs,
+                learning_starts=cfg.algo.learning_starts,
+            )
             key = jnp.where(active, key, runner.key)
             metrics["host/discarded"] = jnp.sum(~valid).astype(jnp.float32)
             return RunnerState(learner=learner, buffer=buffer, key=key), metrics
@@ -183,8 +209,9 @@ class HostBackend:
         runner = jax.device_put(runner, self.sharding)  # as `finish` returns it: acting compiles once
         key, k_learn, *acting = self._begin(runner)
         behaviour, seeds, act_keys = local(acting)  # this process's lanes
-        episodes, stats, valid = self._collect(behaviour, act_keys, np.asarray(seeds), np.asarray(behaviour.t_env),
-                                               greedy=False)
+        episodes, stats, valid = self._collect(
+            behaviour, act_keys, np.asarray(seeds), np.asarray(behaviour.t_env), greedy=False
+        )
         t0 = time.perf_counter()
         runner, metrics = self._finish(runner, key, k_learn, *from_local((episodes, stats, valid), self.sharding))
         metrics = gather(metrics)
@@ -200,8 +227,9 @@ class HostBackend:
         except SimulatorFailed as e:
             failure = e
         if process_count() > 1 and any_process(failure is not None):
-            raise failure or SimulatorFailed("a simulator of another process failed repeatedly (its traceback is in "
-                                             "that process's output)")
+            raise failure or SimulatorFailed(
+                "a simulator of another process failed repeatedly (its traceback is in that process's output)"
+            )
         if failure is not None:
             raise failure
         return out
@@ -228,7 +256,7 @@ class HostBackend:
             seeds, act_keys = local(self._eval_keys(keys, round_index))
             _, stats, valid = self._collect(behaviour, act_keys, np.asarray(seeds), t_env, greedy=True)
             for s in range(self.S):
-                for e in np.flatnonzero(valid[s])[:need - len(kept[s])]:
+                for e in np.flatnonzero(valid[s])[: need - len(kept[s])]:
                     kept[s].append({k: v[s, e] for k, v in stats.items()})
             round_index += 1
         mine = {k: np.array([[ep[k] for ep in lane] for lane in kept]) for k in kept[0][0]}
@@ -239,9 +267,12 @@ class HostBackend:
         c = self.collector
         counts = {**self.pool.stats.as_dict(), "workers": getattr(self.pool, "num_workers", 0)}
         summed = gather_local(np.array([list(counts.values())], np.int64)).sum(0)
-        return {**dict(zip(counts, map(int, summed))),
-                "collect_act_s": round(c.act_s, 3), "collect_simulator_s": round(c.step_s, 3),
-                "learn_s": round(self.learn_s, 3)}
+        return {
+            **dict(zip(counts, map(int, summed))),
+            "collect_act_s": round(c.act_s, 3),
+            "collect_simulator_s": round(c.step_s, 3),
+            "learn_s": round(self.learn_s, 3),
+        }
 
     def restore_stats(self, saved: dict[str, Any]) -> None:
         """Counts of a resumed run continue from its checkpoint's (summed over processes: process 0 carries them)."""
@@ -254,8 +285,9 @@ class HostBackend:
         self.pool.close()
 
 
-def record_episode(algo: Algorithm, factory: HostEnvFactory, params, key: jax.Array, t_env: int,
-                   max_steps: int | None = None) -> tuple[list[np.ndarray], dict[str, float]]:
+def record_episode(
+    algo: Algorithm, factory: HostEnvFactory, params, key: jax.Array, t_env: int, max_steps: int | None = None
+) -> tuple[list[np.ndarray], dict[str, float]]:
     """One greedy episode of one lane's `params` in a simulator of this process, with the simulator's frames
     after the reset and after every step (for `evaluate render=true`)."""
     spec = algo.spec
@@ -267,8 +299,14 @@ def record_episode(algo: Algorithm, factory: HostEnvFactory, params, key: jax.Ar
         ts = env.reset(int(_seeds(reset_keys)[0]), int(t_env))
         frames, actor, ret, won, length = [env.render()], algo.initial_actor_state(1), 0.0, False, 0
         for t in range(min(spec.episode_limit, max_steps or spec.episode_limit)):
-            seen = Timestep(obs=ts["obs"][None], state=ts["state"][None], avail=ts["avail"][None],
-                            reward=jnp.zeros(1), terminal=jnp.zeros(1, bool), won=jnp.zeros(1, bool))
+            seen = Timestep(
+                obs=ts["obs"][None],
+                state=ts["state"][None],
+                avail=ts["avail"][None],
+                reward=jnp.zeros(1),
+                terminal=jnp.zeros(1, bool),
+                won=jnp.zeros(1, bool),
+            )
             actions, actor = act(behaviour, actor, seen, jnp.array([t == 0]), act_keys[t])
             ts = env.step(np.asarray(actions)[0])
             frames.append(env.render())

@@ -56,8 +56,10 @@ def _check_layout(s: Setup) -> None:
     from jaxfactor.hostenvs import HostEnvFactory
 
     if s.cfg.runner.layout == "segments" and isinstance(s.env, HostEnvFactory):
-        raise ConfigError(f"runner.layout=segments collects inside the compiled program, but env.kind="
-                          f"{s.cfg.env.kind} is a host simulator; allowed: runner.layout=episodes for host simulators")
+        raise ConfigError(
+            f"runner.layout=segments collects inside the compiled program, but env.kind="
+            f"{s.cfg.env.kind} is a host simulator; allowed: runner.layout=episodes for host simulators"
+        )
 
 
 def _check_host_settings(s: Setup) -> None:
@@ -69,9 +71,11 @@ def _check_host_settings(s: Setup) -> None:
     default = config_lib.HostConfig()
     changed = [f.name for f in dataclasses.fields(default) if getattr(s.cfg.host, f.name) != getattr(default, f.name)]
     if changed:
-        raise ConfigError(f"host.{changed[0]}={getattr(s.cfg.host, changed[0])!r} applies to host simulators only, "
-                          f"but env.kind={s.cfg.env.kind} runs inside the compiled program; allowed: host.* with "
-                          f"env kinds {', '.join(HOST_ENV_KINDS.names())}")
+        raise ConfigError(
+            f"host.{changed[0]}={getattr(s.cfg.host, changed[0])!r} applies to host simulators only, "
+            f"but env.kind={s.cfg.env.kind} runs inside the compiled program; allowed: host.* with "
+            f"env kinds {', '.join(HOST_ENV_KINDS.names())}"
+        )
 
 
 def num_lanes(cfg: RunConfig) -> int:
@@ -97,8 +101,10 @@ def seed_keys(cfg: RunConfig, stream: int | None = None, index: int = 0, blocks:
 
 def grid_hparams(cfg: RunConfig) -> HParams:
     """HParams stacked over the sweep grid [G] (one point without a sweep)."""
-    points = [HParams.from_config(dataclasses.replace(cfg.algo, **{k.split(".", 1)[1]: v for k, v in p.items()}))
-              for p in cfg.grid]
+    points = [
+        HParams.from_config(dataclasses.replace(cfg.algo, **{k.split(".", 1)[1]: v for k, v in p.items()}))
+        for p in cfg.grid
+    ]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *points)
 
 
@@ -114,14 +120,18 @@ def seed_sharding(cfg: RunConfig):
     devices = jax.devices()
     if cfg.num_devices is not None:
         if cfg.num_devices > len(devices):
-            raise ConfigError(f"num_devices={cfg.num_devices} but only {len(devices)} {devices[0].platform} "
-                              f"device(s) are visible; allowed: 1..{len(devices)} or null (all)")
-        devices = devices[:cfg.num_devices]
+            raise ConfigError(
+                f"num_devices={cfg.num_devices} but only {len(devices)} {devices[0].platform} "
+                f"device(s) are visible; allowed: 1..{len(devices)} or null (all)"
+            )
+        devices = devices[: cfg.num_devices]
     total = num_lanes(cfg)
     if total % len(devices):
         what = f"num_seeds={cfg.num_seeds}" + (f" x {len(cfg.grid)} grid points = {total}" if len(cfg.grid) > 1 else "")
-        raise ConfigError(f"{what} cannot be split evenly over {len(devices)} devices; allowed: a multiple of "
-                          f"{len(devices)} (or set num_devices)")
+        raise ConfigError(
+            f"{what} cannot be split evenly over {len(devices)} devices; allowed: a multiple of "
+            f"{len(devices)} (or set num_devices)"
+        )
     return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
 
 
@@ -153,7 +163,7 @@ def grid_label(point: dict[str, float]) -> str:
 def grid_blocks(cfg: RunConfig, values: dict[str, np.ndarray]) -> list[tuple[dict, dict[str, np.ndarray]]]:
     """[(grid point, {key: its num_seeds values})] from values over the lane axis."""
     S = cfg.num_seeds
-    return [(p, {k: v[g * S:(g + 1) * S] for k, v in values.items()}) for g, p in enumerate(cfg.grid)]
+    return [(p, {k: v[g * S : (g + 1) * S] for k, v in values.items()}) for g, p in enumerate(cfg.grid)]
 
 
 def lane_label(cfg: RunConfig, lane: int) -> str:

@@ -31,13 +31,15 @@ class RunnerState:
     key: jax.Array
 
 
-def init_lane(algo: Algorithm, buffer_size: int, key: jax.Array, hp: HParams | None = None,
-              segment_length: int | None = None) -> RunnerState:
+def init_lane(
+    algo: Algorithm, buffer_size: int, key: jax.Array, hp: HParams | None = None, segment_length: int | None = None
+) -> RunnerState:
     """Fresh state of one lane; `hp` overrides the config's hyperparameters (one grid point of a sweep);
     `segment_length`: the replay stores segments of that many steps (runner.layout=segments)."""
     k_learner, k_run = jax.random.split(key)
-    return RunnerState(learner=algo.init(k_learner, hp), buffer=buffers.init(algo.spec, buffer_size, segment_length),
-                       key=k_run)
+    return RunnerState(
+        learner=algo.init(k_learner, hp), buffer=buffers.init(algo.spec, buffer_size, segment_length), key=k_run
+    )
 
 
 def split_update_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -53,10 +55,21 @@ def masked_mean(x: jax.Array, valid: jax.Array, count: jax.Array | None = None) 
     return jnp.sum(jnp.where(valid, x, 0.0)) / jnp.sum(count).astype(jnp.float32)
 
 
-def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferState, episodes: Episodes,
-               stats: dict[str, jax.Array], valid: jax.Array, key: jax.Array, batch_size: int,
-               axis_name: str | None = LANES, length_buckets: int = 1, active: jax.Array | bool = True,
-               epochs: int = 1, learning_starts: int = 0) -> tuple[LearnerState, buffers.BufferState, Metrics]:
+def learn_step(
+    algo: Algorithm,
+    learner: LearnerState,
+    buffer: buffers.BufferState,
+    episodes: Episodes,
+    stats: dict[str, jax.Array],
+    valid: jax.Array,
+    key: jax.Array,
+    batch_size: int,
+    axis_name: str | None = LANES,
+    length_buckets: int = 1,
+    active: jax.Array | bool = True,
+    epochs: int = 1,
+    learning_starts: int = 0,
+) -> tuple[LearnerState, buffers.BufferState, Metrics]:
     """Rows [E, T, ...] (episodes, or segments) and their stats [E] collected with `algo.behaviour(learner)`;
     `valid` [E] marks the rows to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor
     counted); `key` is the [2] learn keys of `split_update_keys`. `stats` holds per-row "return", "length" and
@@ -68,8 +81,9 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
     schedule = algo.schedule(learner)  # what these episodes were collected with
     buffer = buffers.add(buffer, episodes, valid)
     steps, finished = stats.get("steps", stats["length"]), stats.get("episodes")
-    learner = algo.observe(learner, steps=jnp.sum(jnp.where(valid, steps, 0)),
-                           episodes=jnp.sum(valid.astype(jnp.int32)))
+    learner = algo.observe(
+        learner, steps=jnp.sum(jnp.where(valid, steps, 0)), episodes=jnp.sum(valid.astype(jnp.int32))
+    )
 
     def gradient_step(learner, key):
         batch = buffers.sample(buffer, key[0], batch_size)
@@ -95,13 +109,15 @@ def learn_step(algo: Algorithm, learner: LearnerState, buffer: buffers.BufferSta
         lanes = learning.astype(jnp.int32)
         branch = jax.lax.pmin(lanes, axis_name) + jax.lax.pmax(lanes, axis_name)  # 0 none, 1 some, 2 all
         learner, train_metrics = jax.lax.switch(branch, (skip, each, learn), learner)
-    metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
-               "train/learning": learning.astype(jnp.float32),
-               "rollout/return": masked_mean(stats["return"], valid, finished),
-               "rollout/win_rate": masked_mean(stats["won"], valid, finished),
-               "rollout/length": masked_mean(stats["length"].astype(jnp.float32), valid, finished),
-               **{f"rollout/{k}": v for k, v in schedule.items()},
-               "env_steps": learner.t_env}
+    metrics = {
+        **{f"train/{k}": v for k, v in train_metrics.items()},
+        "train/learning": learning.astype(jnp.float32),
+        "rollout/return": masked_mean(stats["return"], valid, finished),
+        "rollout/win_rate": masked_mean(stats["won"], valid, finished),
+        "rollout/length": masked_mean(stats["length"].astype(jnp.float32), valid, finished),
+        **{f"rollout/{k}": v for k, v in schedule.items()},
+        "env_steps": learner.t_env,
+    }
     return learner, buffer, metrics
 
 
@@ -110,8 +126,9 @@ def bucket_lengths(slots: int, count: int) -> tuple[int, ...]:
     return tuple(sorted({max(2, -(-slots * (i + 1) // count)) for i in range(count)}))
 
 
-def update_on_real_slots(algo: Algorithm, learner: LearnerState, batch: Episodes, key: jax.Array, count: int,
-                         axis_name: str | None) -> tuple[LearnerState, Metrics]:
+def update_on_real_slots(
+    algo: Algorithm, learner: LearnerState, batch: Episodes, key: jax.Array, count: int, axis_name: str | None
+) -> tuple[LearnerState, Metrics]:
     """`algo.update` on the batch cut to the shortest compiled length holding every episode's filled slots
     (PyMARL2 cuts each batch to its longest episode): the slots cut hold padding, which every loss masks, so
     this is the padded update up to float rounding. With `axis_name`, one length for all lanes."""

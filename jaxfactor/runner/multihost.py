@@ -44,15 +44,24 @@ def initialize(d: DistributedConfig) -> None:
     # CPU devices of different processes talk through gloo (process_allgather, orbax's barriers need it).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(coordinator_address=d.coordinator_address, num_processes=d.num_processes,
-                                   process_id=d.process_id, initialization_timeout=d.initialization_timeout_s)
+        jax.distributed.initialize(
+            coordinator_address=d.coordinator_address,
+            num_processes=d.num_processes,
+            process_id=d.process_id,
+            initialization_timeout=d.initialization_timeout_s,
+        )
     except Exception as e:  # unreachable coordinator, a process that never joined, JAX already in use
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        where = (f"coordinator {d.coordinator_address}, process {d.process_id} of {d.num_processes}" if explicit
-                 else f"{declared_processes()} processes declared by the cluster's environment")
-        raise ConfigError(f"distributed: jax.distributed.initialize failed ({where}): {first}; allowed: every "
-                          "process started with the same distributed.coordinator_address and num_processes "
-                          "within distributed.initialization_timeout_s") from None
+        where = (
+            f"coordinator {d.coordinator_address}, process {d.process_id} of {d.num_processes}"
+            if explicit
+            else f"{declared_processes()} processes declared by the cluster's environment"
+        )
+        raise ConfigError(
+            f"distributed: jax.distributed.initialize failed ({where}): {first}; allowed: every "
+            "process started with the same distributed.coordinator_address and num_processes "
+            "within distributed.initialization_timeout_s"
+        ) from None
 
 
 def _check_coordinator(d: DistributedConfig) -> None:
@@ -66,8 +75,10 @@ def _check_coordinator(d: DistributedConfig) -> None:
             with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
                 s.bind(("", int(port)))
         except OSError as e:
-            raise ConfigError(f"distributed.coordinator_address={d.coordinator_address}: process 0 cannot serve on "
-                              f"port {port} ({e.strerror}); allowed: a free port on process 0's host") from None
+            raise ConfigError(
+                f"distributed.coordinator_address={d.coordinator_address}: process 0 cannot serve on "
+                f"port {port} ({e.strerror}); allowed: a free port on process 0's host"
+            ) from None
         return
     deadline = time.monotonic() + d.initialization_timeout_s
     while True:
@@ -76,10 +87,12 @@ def _check_coordinator(d: DistributedConfig) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise ConfigError(f"distributed.coordinator_address={d.coordinator_address} was not reachable from "
-                                  f"process {d.process_id} within distributed.initialization_timeout_s="
-                                  f"{d.initialization_timeout_s}; allowed: the host:port where process 0 runs, "
-                                  "started within the timeout") from None
+                raise ConfigError(
+                    f"distributed.coordinator_address={d.coordinator_address} was not reachable from "
+                    f"process {d.process_id} within distributed.initialization_timeout_s="
+                    f"{d.initialization_timeout_s}; allowed: the host:port where process 0 runs, "
+                    "started within the timeout"
+                ) from None
             time.sleep(0.5)
 
 

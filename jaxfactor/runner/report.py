@@ -16,8 +16,12 @@ def aggregate(values: np.ndarray) -> dict[str, float]:
     """Across lanes: mean, IQM (mean of the middle 50%), min, max."""
     v = np.sort(np.asarray(values, np.float64))
     lo, hi = int(np.floor(0.25 * len(v))), int(np.ceil(0.75 * len(v)))
-    return {"mean": float(v.mean()), "iqm": float(v[lo:hi].mean() if hi > lo else v.mean()),
-            "min": float(v.min()), "max": float(v.max())}
+    return {
+        "mean": float(v.mean()),
+        "iqm": float(v[lo:hi].mean() if hi > lo else v.mean()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def chunk_summary(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -29,8 +33,11 @@ def chunk_summary(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         elif (k.startswith("train/") and k != "train/learning") or k.startswith("rollout/"):  # NaN: no update/episode
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a lane with no finite value (diverged) is NaN
-                out[k] = np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1) if np.isfinite(v).any() else \
-                    np.full(v.shape[0], np.nan)
+                out[k] = (
+                    np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1)
+                    if np.isfinite(v).any()
+                    else np.full(v.shape[0], np.nan)
+                )
         else:
             out[k] = v.mean(axis=1)
     return out
@@ -73,8 +80,11 @@ def final_stats(final: dict[str, np.ndarray], has_win_flag: bool, diverged: np.n
     ok = ~np.asarray(diverged, bool)
     per_lane = lambda v: [float(x) if k else None for x, k in zip(v, ok)]  # noqa: E731
     mean = lambda v: float(np.asarray(v)[ok].mean()) if ok.any() else None  # noqa: E731
-    out: dict[str, Any] = {"eval_return": per_lane(final["eval/return"]),
-                           "eval_return_mean": mean(final["eval/return"]), "diverged": (~ok).tolist()}
+    out: dict[str, Any] = {
+        "eval_return": per_lane(final["eval/return"]),
+        "eval_return_mean": mean(final["eval/return"]),
+        "diverged": (~ok).tolist(),
+    }
     if has_win_flag:
         out["eval_win_rate"] = per_lane(final["eval/win_rate"])
         out["eval_win_rate_mean"] = mean(final["eval/win_rate"])
@@ -84,6 +94,7 @@ def final_stats(final: dict[str, np.ndarray], has_win_flag: bool, diverged: np.n
 def ranked_grid(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grid points with a `rank` (1 = best final greedy return): points where a seed diverged come after every
     point where none did, a point whose seeds all diverged last."""
+
     def key(i: int):
         p = points[i]
         mean = p["eval_return_mean"]
@@ -102,8 +113,9 @@ def _mean_text(mean: float | None) -> str:
     return "none: every lane diverged" if mean is None else f"{mean:.2f}"
 
 
-def progress_postfix(summary: dict[str, np.ndarray], last_eval: dict[str, np.ndarray], steps_per_s: float,
-                     has_win_flag: bool) -> dict[str, str]:
+def progress_postfix(
+    summary: dict[str, np.ndarray], last_eval: dict[str, np.ndarray], steps_per_s: float, has_win_flag: bool
+) -> dict[str, str]:
     """The progress bar's short status of a chunk."""
     post = {"return": f"{summary['rollout/return'].mean():.2f}", "steps/s": f"{steps_per_s:.0f}"}
     if has_win_flag:
@@ -116,18 +128,26 @@ def progress_postfix(summary: dict[str, np.ndarray], last_eval: dict[str, np.nda
 
 
 def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
-    print(f"\n== {result['algo']} on {result['env']}: {result['num_seeds']} seeds, "
-          f"{result['env_steps']:.0f} env steps each, {result['wall_s']:.1f}s "
-          f"(compile {result['compile_s']:.1f}s, {result['steps_per_s']:.0f} env steps/s over all seeds)")
+    print(
+        f"\n== {result['algo']} on {result['env']}: {result['num_seeds']} seeds, "
+        f"{result['env_steps']:.0f} env steps each, {result['wall_s']:.1f}s "
+        f"(compile {result['compile_s']:.1f}s, {result['steps_per_s']:.0f} env steps/s over all seeds)"
+    )
     final = result["final"]
-    print(f"greedy eval return per seed: {_per_lane_text(final['eval_return'])} "
-          f"(mean {_mean_text(final['eval_return_mean'])})")
+    print(
+        f"greedy eval return per seed: {_per_lane_text(final['eval_return'])} "
+        f"(mean {_mean_text(final['eval_return_mean'])})"
+    )
     if "eval_win_rate" in final:
-        print(f"greedy eval win rate per seed: {_per_lane_text(final['eval_win_rate'])} "
-              f"(mean {_mean_text(final['eval_win_rate_mean'])})")
+        print(
+            f"greedy eval win rate per seed: {_per_lane_text(final['eval_win_rate'])} "
+            f"(mean {_mean_text(final['eval_win_rate_mean'])})"
+        )
     for point in sorted(result.get("grid", []), key=lambda p: p["rank"]):
-        line = (f"  #{point['rank']} grid point {point['label']}: greedy eval return mean "
-                f"{_mean_text(point['eval_return_mean'])}")
+        line = (
+            f"  #{point['rank']} grid point {point['label']}: greedy eval return mean "
+            f"{_mean_text(point['eval_return_mean'])}"
+        )
         if "eval_win_rate_mean" in point:
             line += f", win rate mean {_mean_text(point['eval_win_rate_mean'])}"
         if any(point["diverged"]):
@@ -139,12 +159,16 @@ def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
         print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), result["matrix"]))
     if "host" in result:
         h = result["host"]
-        print(f"host simulators: {h['crashes']} crashes, {h['restarts']} worker restarts, {h['invalid_episodes']} "
-              f"in-band restarts, {h['discarded_episodes']} episodes discarded ({h['workers']} workers; "
-              f"simulator {h['collect_simulator_s']:.1f}s, acting {h['collect_act_s']:.1f}s, learning "
-              f"{h['learn_s']:.1f}s)")
+        print(
+            f"host simulators: {h['crashes']} crashes, {h['restarts']} worker restarts, {h['invalid_episodes']} "
+            f"in-band restarts, {h['discarded_episodes']} episodes discarded ({h['workers']} workers; "
+            f"simulator {h['collect_simulator_s']:.1f}s, acting {h['collect_act_s']:.1f}s, learning "
+            f"{h['learn_s']:.1f}s)"
+        )
     if result["diverged_lanes"]:
         what = "EVERY LANE DIVERGED" if result["all_lanes_diverged"] else "DIVERGED"
-        print(f"{what} (non-finite losses): lanes {', '.join(result['diverged_lanes'])}, left out of every result "
-              "above; see summary.json")
+        print(
+            f"{what} (non-finite losses): lanes {', '.join(result['diverged_lanes'])}, left out of every result "
+            "above; see summary.json"
+        )
     print(f"outputs: {run_dir}/summary.json, metrics.jsonl, config.json")

@@ -18,8 +18,15 @@ from jaxfactor.runner.episodes import episode_stats, rollout_keys, slot_flags, s
 from jaxfactor.structs import Episodes, where_env
 
 
-def rollout(algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax.Array, num_envs: int, greedy: bool,
-            record: bool = False) -> tuple[Episodes, dict[str, jax.Array]] | tuple[Episodes, dict, dict]:
+def rollout(
+    algo: Algorithm,
+    env: JaxEnv,
+    behaviour: Behaviour,
+    key: jax.Array,
+    num_envs: int,
+    greedy: bool,
+    record: bool = False,
+) -> tuple[Episodes, dict[str, jax.Array]] | tuple[Episodes, dict, dict]:
     """One episode in each of `num_envs` envs, all reset at `behaviour.t_env`, acting with `behaviour`.
     Returns Episodes [E, T, ...] and per-env stats [E]; with `record`, also {"states": env states before
     every slot [E, T, ...] (repeating the final one after the end), "keys": env-step keys [E, T]}.
@@ -36,8 +43,9 @@ def rollout(algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax.Array, 
         actions, actor = algo.act(behaviour, actor, ts, jnp.full((num_envs,), t == 0), k_act, greedy)
         filled, real = slot_flags(progress, t, L)
         new_env_state, new_ts = jax.vmap(env.step)(k_env, env_state, actions)
-        stored, progress = write_slot(jnp, progress, filled, real, ts.obs, ts.state, ts.avail, actions,
-                                      new_ts.reward, new_ts.terminal, new_ts.won)
+        stored, progress = write_slot(
+            jnp, progress, filled, real, ts.obs, ts.state, ts.avail, actions, new_ts.reward, new_ts.terminal, new_ts.won
+        )
         trace: Any = (env_state, k_env) if record else None
         carry = (where_env(real, new_env_state, env_state), where_env(real, new_ts, ts), actor, progress)
         return carry, (stored, trace)
@@ -69,16 +77,25 @@ def _until_over(slot, init, act_keys, env_keys, limit: int):
 
     t_stop, (_, ts, _, progress), slots = jax.lax.while_loop(running, step, (jnp.int32(0), init, slots))
     none = jnp.zeros_like(progress.over)
-    padding = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=jnp.zeros_like(slots.actions[0]),
-                       reward=jnp.zeros_like(slots.reward[0]), terminal=none, filled=none)
+    padding = Episodes(
+        obs=ts.obs,
+        state=ts.state,
+        avail=ts.avail,
+        actions=jnp.zeros_like(slots.actions[0]),
+        reward=jnp.zeros_like(slots.reward[0]),
+        terminal=none,
+        filled=none,
+    )
     written = jnp.arange(T) < t_stop
-    episodes = jax.tree.map(lambda x, pad: jnp.where(written.reshape((T,) + (1,) * pad.ndim), x, pad[None]),
-                            slots, padding)
+    episodes = jax.tree.map(
+        lambda x, pad: jnp.where(written.reshape((T,) + (1,) * pad.ndim), x, pad[None]), slots, padding
+    )
     return progress, episodes
 
 
-def segment_rollout(algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax.Array, num_envs: int,
-                    length: int) -> tuple[Episodes, dict[str, jax.Array]]:
+def segment_rollout(
+    algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax.Array, num_envs: int, length: int
+) -> tuple[Episodes, dict[str, jax.Array]]:
     """The segment layout (JaxMARL's qmix_rnn.py): `length` env steps in each of E envs from resets at
     `behaviour.t_env`; an episode that ends (terminates or reaches the limit) restarts at once, its next slot
     the first of a new episode (`start`). Slot `length` holds what the agents see after the last step, with the
@@ -102,24 +119,50 @@ def segment_rollout(algo: Algorithm, env: JaxEnv, behaviour: Behaviour, key: jax
         k_act, k_env, k_restart = xs
         actions, actor = algo.act(behaviour, actor, ts, first, k_act, False)
         new_env_state, new_ts = jax.vmap(env.step)(k_env, env_state, actions)
-        stored = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=actions, reward=new_ts.reward,
-                          terminal=new_ts.terminal, filled=jnp.ones_like(first), start=first)
-        running = running.replace(ret=running.ret + new_ts.reward, length=running.length + 1,
-                                  won=running.won | new_ts.won)
+        stored = Episodes(
+            obs=ts.obs,
+            state=ts.state,
+            avail=ts.avail,
+            actions=actions,
+            reward=new_ts.reward,
+            terminal=new_ts.terminal,
+            filled=jnp.ones_like(first),
+            start=first,
+        )
+        running = running.replace(
+            ret=running.ret + new_ts.reward, length=running.length + 1, won=running.won | new_ts.won
+        )
         ended = new_ts.terminal | (running.length >= L)
-        done = {"episodes": done["episodes"] + ended, "return": done["return"] + jnp.where(ended, running.ret, 0.0),
-                "length": done["length"] + jnp.where(ended, running.length, 0),
-                "won": done["won"] + (ended & running.won).astype(jnp.float32)}
+        done = {
+            "episodes": done["episodes"] + ended,
+            "return": done["return"] + jnp.where(ended, running.ret, 0.0),
+            "length": done["length"] + jnp.where(ended, running.length, 0),
+            "won": done["won"] + (ended & running.won).astype(jnp.float32),
+        }
         running = where_env(ended, start(jnp, (num_envs,)), running)
         restart_state, restart_ts = reset(k_restart, behaviour.t_env)
-        carry = (where_env(ended, restart_state, new_env_state), where_env(ended, restart_ts, new_ts), actor, ended,
-                 running, done)
+        carry = (
+            where_env(ended, restart_state, new_env_state),
+            where_env(ended, restart_ts, new_ts),
+            actor,
+            ended,
+            running,
+            done,
+        )
         return carry, stored
 
     (_, ts, actor, first, _, done), steps = jax.lax.scan(slot, init, (act_keys[:length], env_keys, restart_keys))
     actions, _ = algo.act(behaviour, actor, ts, first, act_keys[length], False)
     none = jnp.zeros_like(first)
-    last = Episodes(obs=ts.obs, state=ts.state, avail=ts.avail, actions=actions, reward=jnp.zeros_like(zeros_f),
-                    terminal=none, filled=jnp.ones_like(first), start=first)
+    last = Episodes(
+        obs=ts.obs,
+        state=ts.state,
+        avail=ts.avail,
+        actions=actions,
+        reward=jnp.zeros_like(zeros_f),
+        terminal=none,
+        filled=jnp.ones_like(first),
+        start=first,
+    )
     episodes = jax.tree.map(lambda xs, x: jnp.concatenate([jnp.swapaxes(xs, 0, 1), x[:, None]], axis=1), steps, last)
     return episodes, {"steps": jnp.full((num_envs,), length, jnp.int32), **done}

@@ -146,8 +146,10 @@ class _Base:
                 fatal = not self._ever_reset[index] and cmd == "reset"
                 if fatal or self._failures[index] >= self.settings.max_consecutive_failures:
                     why = "its first reset" if fatal else f"{self._failures[index]} episodes in a row"
-                    raise SimulatorFailed(f"simulator {index} ({self.factory.kind}) failed {why}: {result.reason}\n"
-                                          f"{result.detail}".rstrip())
+                    raise SimulatorFailed(
+                        f"simulator {index} ({self.factory.kind}) failed {why}: {result.reason}\n"
+                        f"{result.detail}".rstrip()
+                    )
             elif cmd == "reset":
                 self._ever_reset[index] = True
         return results
@@ -158,8 +160,10 @@ class _Base:
             self.stats.invalid_episodes += 1
             self._failures[index] += 1
             if self._failures[index] >= self.settings.max_consecutive_failures:
-                raise SimulatorFailed(f"simulator {index} ({self.factory.kind}) restarted itself in "
-                                      f"{self._failures[index]} episodes in a row")
+                raise SimulatorFailed(
+                    f"simulator {index} ({self.factory.kind}) restarted itself in "
+                    f"{self._failures[index]} episodes in a row"
+                )
         if valid:
             self._failures[index] = 0
         else:
@@ -210,8 +214,9 @@ class InlinePool(_Base):
 class ProcessPool(_Base):
     """`num_workers` processes; env i lives in worker i % num_workers (several envs per worker step in turn)."""
 
-    def __init__(self, factory: HostEnvFactory, num_envs: int, num_workers: int,
-                 settings: PoolSettings = PoolSettings()):
+    def __init__(
+        self, factory: HostEnvFactory, num_envs: int, num_workers: int, settings: PoolSettings = PoolSettings()
+    ):
         super().__init__(factory, num_envs, settings)
         if settings.start_method not in ("spawn", "forkserver"):
             raise ValueError(f"start_method {settings.start_method}: workers next to JAX are spawned, never forked")
@@ -236,8 +241,9 @@ class ProcessPool(_Base):
 
     def _start(self, w: int) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.factory), daemon=True,
-                                 name=f"jaxfactor-sim-{w}")
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self.factory), daemon=True, name=f"jaxfactor-sim-{w}"
+        )
         with _single_threaded_children():
             proc.start()
         child.close()
@@ -251,8 +257,10 @@ class ProcessPool(_Base):
             ready = False
         if not ready:
             self._kill(w)
-            raise SimulatorFailed(f"simulator worker {w} did not start within host.start_timeout_s={limit:g}s "
-                                  f"(exit code {self._procs[w].exitcode if self._procs[w] else None})")
+            raise SimulatorFailed(
+                f"simulator worker {w} did not start within host.start_timeout_s={limit:g}s "
+                f"(exit code {self._procs[w].exitcode if self._procs[w] else None})"
+            )
 
     def _kill(self, w: int) -> None:
         proc, conn = self._procs[w], self._conns[w]
@@ -302,8 +310,11 @@ class ProcessPool(_Base):
                 for index, (s, value) in replies.items():
                     out[index] = value if s == "ok" else Failure("raised", value)
         for w in pending.values():
-            failed[w] = Failure("hung", f"worker {w} gave no answer to '{cmd}' within {per_item:g}s per env "
-                                       f"(host.{'reset' if cmd == 'reset' else 'step'}_timeout_s)")
+            failed[w] = Failure(
+                "hung",
+                f"worker {w} gave no answer to '{cmd}' within {per_item:g}s per env "
+                f"(host.{'reset' if cmd == 'reset' else 'step'}_timeout_s)",
+            )
         for w, failure in failed.items():
             for item in by_worker[w]:
                 out[item[0]] = failure
@@ -311,7 +322,7 @@ class ProcessPool(_Base):
         return out
 
     def close(self) -> None:
-        for w, conn in enumerate(self._conns):
+        for conn in self._conns:
             if conn is not None:
                 try:
                     conn.send(("close", None))
