@@ -23,9 +23,9 @@ from jaxfactor.config import RunConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner import report
 from jaxfactor.runner.guards import RunDirLock, RunInterrupted, StopOnSignal
-from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, local_lanes, num_lanes, seed_keys, setup
+from jaxfactor.runner.lanes import Setup, grid_blocks, grid_label, lane_label, num_lanes, seed_keys, setup
 from jaxfactor.runner.multihost import any_process, gather, is_primary, process_count, put, say
-from jaxfactor.runner.preflight import check_run_dir, check_state_memory, plain
+from jaxfactor.runner.preflight import check_memory, check_run_dir, plain
 
 EVAL_STREAM = 0x5EED  # folded into the seeds' keys for greedy evaluation during training
 
@@ -82,19 +82,11 @@ def run(
 ) -> dict[str, Any]:
     """Train, evaluate and write outputs; returns the summary dict. `backend(setup, on_trace)` builds the
     collector (default: the device backend)."""
-    from jaxfactor import buffers
     from jaxfactor.runner.multihost import initialize
 
     initialize(cfg.distributed)  # a job started by a launcher (submitit) reaches here without the CLI's checks
     s = setup(cfg)
-    buffers.check_memory(
-        s.env.spec,
-        cfg.algo.buffer_size,
-        local_lanes(cfg),
-        cfg.max_buffer_memory_fraction,
-        config_lib.segment_length(cfg),
-    )
-    check_state_memory(s)
+    check_memory(s)
     for warning in validation.inert_settings(cfg):
         say(f"jaxfactor: warning: {warning}", file=sys.stderr, flush=True)
     run_dir = Path(cfg.run_dir)

@@ -17,9 +17,15 @@ from jaxfactor.runner.multihost import process_count
 def preflight(cfg: RunConfig) -> None:
     """Every check that can fail before allocation: env/algo keys, devices, replay memory, run_dir, resume
     compatibility."""
+    check_memory(setup(cfg))
+    check_run_dir(cfg)
+
+
+def check_memory(s: Setup) -> None:
+    """Replay and the whole training state must fit this process's share of free memory."""
     from jaxfactor import buffers
 
-    s = setup(cfg)
+    cfg = s.cfg
     buffers.check_memory(
         s.env.spec,
         cfg.algo.buffer_size,
@@ -28,7 +34,6 @@ def preflight(cfg: RunConfig) -> None:
         config_lib.segment_length(cfg),
     )
     check_state_memory(s)
-    check_run_dir(cfg)
 
 
 def check_state_memory(s: Setup) -> None:
