@@ -121,3 +121,58 @@ def test_the_segment_layout_trains_qmix_on_smax_3m_to_win_where_the_untrained_po
     trained = report["trained"]["win_rate"]
     # measured on 8 seeds (4 runs): 0.25-0.69, mean of a pair 0.30-0.56; untrained 0 on every one
     assert min(trained) > 0.1 and np.mean(trained) > 0.2, trained  # greedy, 32 episodes per seed
+
+
+def test_a_segments_run_resumed_from_its_checkpoint_ends_bit_identical_to_the_uninterrupted_run(tmp_path):
+    """The segment layout through run(): stopped at half the budget and resumed, every checkpointed leaf
+    (parameters, optimiser states, replay segments, keys) and every logged per-seed metric equals the run that
+    never stopped (the runner holds no env state between updates: each update plays from resets)."""
+    import json
+
+    from conftest import make_cfg
+
+    from jaxfactor.checkpoint import Checkpointer
+    from jaxfactor.runner.lanes import setup
+    from jaxfactor.runner.loop import restore_lanes, run
+
+    common = (
+        "algo=qmix",
+        "env=predator_prey_small",
+        "num_seeds=2",
+        "runner.layout=segments",
+        "runner.segment_length=16",
+        "algo.num_envs=4",
+        "algo.batch_size=4",
+        "algo.buffer_size=16",
+        "algo.agent_hidden_dim=16",
+        "algo.mixing_embed_dim=8",
+        "algo.hypernet_embed_dim=16",
+        "algo.target_update_episodes=8",
+        "log_every_steps=256",
+        "eval_every_steps=512",
+        "checkpoint.every_steps=256",
+        "env.test_episodes=2",
+        "progress=false",
+    )
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    reference = run(make_cfg(*common, "total_timesteps=1024", run_dir=str(whole)))
+    run(make_cfg(*common, "total_timesteps=512", run_dir=str(stopped)))
+    resumed = run(make_cfg(*common, "total_timesteps=1024", f"resume={stopped}", run_dir=str(stopped)))
+    assert resumed["final"] == reference["final"] and resumed["chunks"] == reference["chunks"] == 4
+
+    def lines(run_dir):
+        return [json.loads(line)["per_seed"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert lines(stopped) == lines(whole)
+
+    def final_state(run_dir):
+        ckpt = Checkpointer(run_dir, 2, True)
+        state, _ = restore_lanes(ckpt, setup(make_cfg(*common, "total_timesteps=1024", run_dir=str(run_dir))))
+        ckpt.close()
+        return [
+            np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+            for x in jax.tree.leaves(state)
+        ]
+
+    for a, b in zip(final_state(whole), final_state(stopped), strict=True):
+        np.testing.assert_array_equal(a, b)
