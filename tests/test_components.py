@@ -64,16 +64,13 @@ def test_a_weighting_defined_outside_the_package_trains_through_the_registry():
 
 def test_a_bonus_reward_defined_outside_the_package_trains_through_the_registry():
     """+20 on (B, B) of M3 (payoff 0 there) under uniform data: NM-QMIX's unconstrained mixer learns the shaped
-    table, Q_tot(B, B) near 20 and the table's maximum; without the bonus near 0. Measured at this budget on seeds
-    0-9: 15.1-20.3 with the bonus, -2.8-0.0 without."""
+    table, Q_tot(B, B) near 20 and the table's maximum. Measured at this budget on seeds 0-9: 15.1-20.3 with the
+    bonus, -2.8-0.0 without it (the unshaped run is left out for CI time)."""
     shaped = make_cfg("algo=nmix", "algo.bonus=test_cell_bonus", *UNIFORM)  # its defaults: +20 on cell 4
-    plain = make_cfg("algo=nmix", *UNIFORM)
     bonused = train_matrix_games(shaped, [M3], SEEDS, 3_000 // shaped.algo.num_envs)["q_tot"][0]
     assert TRACED["bonus"] > 0
-    unshaped = train_matrix_games(plain, [M3], SEEDS, 3_000 // plain.algo.num_envs)["q_tot"][0]
     peak = bonused.reshape(SEEDS, -1).argmax(axis=1) == 4
     assert ((bonused[:, 1, 1] > 12) & peak).sum() >= SEEDS - 1, bonused[:, 1, 1].tolist()
-    assert (unshaped[:, 1, 1] < 3).all(), unshaped[:, 1, 1].tolist()
 
 
 @pytest.mark.parametrize(

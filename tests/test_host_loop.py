@@ -144,7 +144,9 @@ def test_the_early_stopping_rollout_stores_exactly_what_stepping_every_slot_stor
 
 
 ALGO_YAMLS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "algo").glob("[!_]*.yaml"))
-IN_CI = ("qmix", "pow_qmix", "s2q", "me_qmix", "nmix")  # one per loss family; the rest compile ~15 s each
+# Three loss families in CI (QMIX's factorised TD stage, S2Q's sub-values, ME-IGM's three stages); POW's recogniser
+# and nmix's RND stage ride the same factorised stage and are the extended tier with the rest (~40 s each in CI).
+IN_CI = ("qmix", "s2q", "me_qmix")
 
 
 def countdown_batch(name: str, start: int = 3):
