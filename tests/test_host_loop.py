@@ -79,7 +79,9 @@ def countdown_setup():
     return cfg, algo, Setup(cfg, factory, algo, plan, seed_sharding(cfg)), device, jax.device_get(metrics)
 
 
-@pytest.mark.parametrize("pool", ["inline", "2 processes"])
+# The inline pool is the extended tier here (it has its own tests in test_host_workers): the process pool adds the
+# worker processes and their pipes to the same comparison.
+@pytest.mark.parametrize("pool", [pytest.param("inline", marks=pytest.mark.extended), "2 processes"])
 def test_the_host_loop_ends_bit_identical_to_the_device_chunk(countdown_setup, pool):
     cfg, algo, setup, device, device_metrics = countdown_setup
     assert (device_metrics["train/learning"][:, 1:] == 1).all()
