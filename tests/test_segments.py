@@ -124,7 +124,7 @@ def test_the_segment_layout_trains_qmix_on_smax_3m_to_win_where_the_untrained_po
 
 
 def test_a_segments_run_resumed_from_its_checkpoint_ends_bit_identical_to_the_uninterrupted_run(tmp_path):
-    """The segment layout through run(): stopped at half the budget and resumed, every checkpointed leaf
+    """The segment layout through run(): stopped after half its chunks and resumed, every checkpointed leaf
     (parameters, optimiser states, replay segments, keys) and every logged per-seed metric equals the run that
     never stopped (the runner holds no env state between updates: each update plays from resets)."""
     import json
@@ -133,7 +133,11 @@ def test_a_segments_run_resumed_from_its_checkpoint_ends_bit_identical_to_the_un
 
     from jaxfactor.checkpoint import Checkpointer
     from jaxfactor.runner.lanes import setup
-    from jaxfactor.runner.loop import restore_lanes, run
+    from jaxfactor.runner.loop import Callback, restore_lanes, run
+
+    class StopAtHalf(Callback):
+        def on_chunk(self, chunk, record):
+            return chunk >= 2  # the run still saves its checkpoint there
 
     common = (
         "algo=qmix",
@@ -156,7 +160,8 @@ def test_a_segments_run_resumed_from_its_checkpoint_ends_bit_identical_to_the_un
     )
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     reference = run(make_cfg(*common, "total_timesteps=1024", run_dir=str(whole)))
-    run(make_cfg(*common, "total_timesteps=512", run_dir=str(stopped)))
+    # One program for all three runs (the budget is part of it): stopped by a callback, not a smaller budget.
+    run(make_cfg(*common, "total_timesteps=1024", run_dir=str(stopped)), callbacks=[StopAtHalf()])
     resumed = run(make_cfg(*common, "total_timesteps=1024", f"resume={stopped}", run_dir=str(stopped)))
     assert resumed["final"] == reference["final"] and resumed["chunks"] == reference["chunks"] == 4
 
