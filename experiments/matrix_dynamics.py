@@ -75,7 +75,7 @@ def agent_utilities() -> tuple[Callable, Callable]:
     matrix game's first observation: its initialisation and parameterisation, nothing else of the trainer."""
     cfg = make_cfg("algo=qmix", "env=matrix_m4")  # every algorithm here uses the same agent network
     env = make_env(cfg.env.kind, cfg.env.params)
-    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    algo = make_algo(cfg.algo, env.spec, cfg.env.agent_inputs)
     first = jax.tree.map(lambda x: x[None], env.reset(jax.random.key(0))[1])  # the same observation in every game
     step_utilities = algo.extras["step_utilities"]
     return (

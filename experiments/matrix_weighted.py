@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.matrix_study import optimum, permute_actions, three_agent_m3, train_matrix_games
+from experiments.matrix_tables import train_matrix_games
+from jaxfactor.envs.matrix_games import optimum, permute_actions, three_agent_m3
 
 M3, M1 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3", "m1"))  # configs/env
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), 7.9 at (A,B)

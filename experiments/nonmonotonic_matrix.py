@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.matrix_study import train_matrix_games
+from experiments.matrix_tables import train_matrix_games
 
 M1, M4, M5 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m1", "m4", "m5"))  # configs/env
 

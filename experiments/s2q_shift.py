@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.common import make_cfg, save_table
+from experiments.matrix_tables import train_matrix_curve
 from experiments.shift_games import follow_steps
-from jaxfactor.matrix_study import train_matrix_curve
 from jaxfactor.runner.anakin import make_chunk
 from jaxfactor.runner.lanes import build, init_lanes
 from jaxfactor.runner.learn import over_lanes

@@ -34,7 +34,8 @@ import time
 import numpy as np
 
 from experiments.common import make_cfg, save_table
-from jaxfactor.matrix_study import optimum, permute_actions, train_matrix_games
+from experiments.matrix_tables import train_matrix_games
+from jaxfactor.envs.matrix_games import optimum, permute_actions
 
 PAPER = ([[8, -12, -12], [-12, 7, 0], [-12, 0, 6]], [[6, -12, -12], [-12, 5, 0], [-12, 0, 10]])
 BEHIND = ([[6, -12, -12], [-12, 7, 0], [-12, 0, 8]], [[10, -12, -12], [-12, 5, 0], [-12, 0, 6]])

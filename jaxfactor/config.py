@@ -16,6 +16,7 @@ from typing import Any
 
 from jaxfactor.checks import check_type
 from jaxfactor.errors import ConfigError
+from jaxfactor.spec import AgentInputs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -83,6 +84,11 @@ class EnvConfig:
     """Greedy evaluation episodes per seed."""
     params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     """Kind-specific keys (e.g. payoff, map_name), validated by the environment kind."""
+
+    @property
+    def agent_inputs(self) -> AgentInputs:
+        """The agent-input flags, the only part of the env config an algorithm sees."""
+        return AgentInputs(obs_last_action=self.obs_last_action, obs_agent_id=self.obs_agent_id)
 
 
 LOGGER_KINDS = ("console", "wandb")

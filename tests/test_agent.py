@@ -38,7 +38,7 @@ def test_acting_matches_learning_unroll():
     state over the stored episode. Resetting on the wrong step, or never, breaks the equality."""
     cfg = make_cfg("algo=qmix", "env=predator_prey_small", "env.obs_agent_id=true")  # both input flags on
     env = make_env(cfg.env.kind, cfg.env.params)
-    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    algo = make_algo(cfg.algo, env.spec, cfg.env.agent_inputs)
     params = algo.init(jax.random.key(0)).params
     episodes, stats = rollout(algo, env, exploring(params, 0.3), jax.random.key(1), 3, greedy=False)
     assert int(stats["length"].min()) > 5
@@ -88,7 +88,7 @@ def test_acting_matches_learning_unroll():
 def test_act_resets_state_on_first_flag():
     cfg = make_cfg("algo=qmix", "env=predator_prey_small", "env.obs_agent_id=true")  # both input flags on
     env = make_env(cfg.env.kind, cfg.env.params)
-    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    algo = make_algo(cfg.algo, env.spec, cfg.env.agent_inputs)
     params = algo.init(jax.random.key(0)).params
     _, ts = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 2))
     state = algo.initial_actor_state(2)

@@ -19,7 +19,7 @@ from jaxfactor.runner.rollout import rollout
 def test_extra_stage_with_inner_steps_and_weights():
     cfg = make_cfg("algo=qmix", "env=matrix_m1", "algo.batch_size=8")
     env = make_env(cfg.env.kind, cfg.env.params)
-    base = make_algo(cfg.algo, cfg.env, env.spec)
+    base = make_algo(cfg.algo, env.spec, cfg.env.agent_inputs)
     main = base.stages[0]
     calls = {"prepare": 0}
 

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 from conftest import make_cfg
 
+from experiments.matrix_tables import train_matrix_games
 from jaxfactor.algos.components import BONUSES, WEIGHTINGS, BonusReward, Weighting
+from jaxfactor.algos.factorised import make_factorised
+from jaxfactor.algos.registry import ALGOS
+from jaxfactor.envs.matrix_games import optimum
 from jaxfactor.errors import ConfigError
-from jaxfactor.matrix_study import optimum, train_matrix_games
-from jaxfactor.settings import setting
+from jaxfactor.settings import check_mixer, read, reject_unknown, setting
 
 TRACED = {"weighting": 0, "bonus": 0}
 
@@ -45,6 +48,15 @@ class CellBonus(BonusReward):
         return batch.reward[:, :-1] + self.size * (index == self.cell)
 
 
+@ALGOS.register("test_ow_vdn")
+def make_ow_vdn(cfg, spec, inputs):
+    """README's "add your own algorithm" example: VDN trained with OW-QMIX's optimistic weighting."""
+    rule = WEIGHTINGS.get("ow")
+    reject_unknown(cfg, (rule,))
+    check_mixer(cfg, ("vdn",))
+    return make_factorised(cfg, spec, inputs, weighting=read(rule, cfg)).build("test_ow_vdn")
+
+
 M3 = make_cfg("env=matrix_m3").env.params["payoff"]
 UNIFORM = ("env=matrix_m3", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
 SEEDS = 5
@@ -71,6 +83,23 @@ def test_a_bonus_reward_defined_outside_the_package_trains_through_the_registry(
     assert TRACED["bonus"] > 0
     peak = bonused.reshape(SEEDS, -1).argmax(axis=1) == 4
     assert ((bonused[:, 1, 1] > 12) & peak).sum() >= SEEDS - 1, bonused[:, 1, 1].tolist()
+
+
+def test_an_algorithm_defined_outside_the_package_trains_through_the_registry():
+    """The factory above, given a composed config (as a yaml file `name: test_ow_vdn, mixer: vdn, alpha: 0.5`
+    would give it): it refuses a key it does not read, and on a game whose optimum VDN can represent ([[6, 0],
+    [0, 2]], uniform data) its weighted loss down-weights some transitions and every seed acts on (A, A)."""
+    base = make_cfg("algo=vdn", "env=matrix_m0", "algo.eps_start=1", "algo.eps_finish=1", "algo.batch_size=32")
+    algo = dataclasses.replace(base.algo, name="test_ow_vdn", extra={"alpha": 0.5})
+    cfg = dataclasses.replace(base, algo=algo)
+    with pytest.raises(ConfigError, match="algo.central"):
+        train_matrix_games(
+            dataclasses.replace(cfg, algo=dataclasses.replace(algo, extra={"central": True})), [[[6, 0], [0, 2]]], 1, 1
+        )
+    out = train_matrix_games(cfg, [[[6, 0], [0, 2]]], 2, 2_000 // cfg.algo.num_envs)
+    (weight,) = [v for k, v in out["metrics"].items() if k.endswith("main/weight")]
+    assert float(np.min(weight)) < 1.0
+    assert (out["greedy"][0] == 0).all(), out["greedy"][0].tolist()
 
 
 @pytest.mark.parametrize(

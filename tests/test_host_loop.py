@@ -72,7 +72,7 @@ def countdown_setup():
         "algo.eps_finish=0.6",
     )
     spec = Countdown(**COUNTDOWN).spec
-    algo = make_algo(cfg.algo, cfg.env, spec)
+    algo = make_algo(cfg.algo, spec, cfg.env.agent_inputs)
     plan = config_lib.plan(cfg, spec.episode_limit)
     factory = HostEnvFactory("countdown", dict(COUNTDOWN), spec, Countdown.make)
     device, metrics = jax.jit(over_lanes(make_chunk(algo, JaxCountdown(**COUNTDOWN), 3, 6, 4)))(init_lanes(cfg, algo))
@@ -169,7 +169,7 @@ def countdown_batch(name: str, start: int = 3):
         "algo.eps_start=0.6",
         "algo.eps_finish=0.6",
     )
-    algo = make_algo(cfg.algo, cfg.env, Countdown(**COUNTDOWN).spec)
+    algo = make_algo(cfg.algo, Countdown(**COUNTDOWN).spec, cfg.env.agent_inputs)
     env = JaxCountdown(**{**COUNTDOWN, "start": start})
 
     def fill(runner):

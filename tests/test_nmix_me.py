@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from jaxfactor.algos.factorised import make_factorised
 from jaxfactor.algos.me_igm import soft_rewards
 from jaxfactor.cli import load_config
+from jaxfactor.envs.matrix_games import joint_tables
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.networks.mixers import MixerInput, make_mixer
 from jaxfactor.rl.policies import masked_argmax
@@ -123,7 +124,7 @@ def test_sarsa_bootstrap_uses_the_stored_next_action(cfg_factory):
     cfg, env, _, learner, batch = small_batch(
         cfg_factory, "algo=nmix", "algo.bootstrap=sarsa", env="smax_3m", num_envs=2
     )
-    learner_fac = make_factorised(cfg.algo, cfg.env, env.spec)
+    learner_fac = make_factorised(cfg.algo, env.spec, cfg.env.agent_inputs)
     params = learner.params
     target = jax.tree.map(lambda x: x + 0.01, params)  # a target that differs from the online net
     ctx = learner_fac.td_context(params, target, batch, learner.hp)
@@ -132,7 +133,9 @@ def test_sarsa_bootstrap_uses_the_stored_next_action(cfg_factory):
     np.testing.assert_allclose(ctx.q_bar, expected, rtol=1e-6)
     y = td_lambda_targets(batch.reward[:, :-1], batch.terminal[:, :-1], batch.mask, expected, 0.99, 0.6)
     np.testing.assert_allclose(ctx.y, y, rtol=1e-5, atol=1e-5)
-    greedy = make_factorised(cfg.algo.__class__(**{**cfg.algo.__dict__, "bootstrap": "greedy"}), cfg.env, env.spec)
+    greedy = make_factorised(
+        cfg.algo.__class__(**{**cfg.algo.__dict__, "bootstrap": "greedy"}), env.spec, cfg.env.agent_inputs
+    )
     assert not np.allclose(greedy.td_context(params, target, batch, learner.hp).q_bar, expected)
 
 
@@ -143,7 +146,7 @@ def test_temperature_moves_the_entropy_toward_its_target(cfg_factory):
     update = jax.jit(algo.update)
 
     def entropy(params):
-        pi = algo.extras["policy_table"](params, ts)
+        pi = joint_tables(algo, params, ts)["policy"]
         return float(-jnp.sum(pi * jnp.log(pi + 1e-30)))
 
     for alpha_init, direction in ((1.0, -1), (0.003, +1)):  # too random: alpha falls; too greedy: it rises

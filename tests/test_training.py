@@ -78,7 +78,7 @@ def test_vdn_misses_the_m1_optimum_under_uniform_data():
     version, with M0 as the solvable control, is in test_weighted_matrix.py)."""
     from conftest import make_cfg
 
-    from jaxfactor.matrix_study import train_matrix_games
+    from experiments.matrix_tables import train_matrix_games
 
     cfg = make_cfg("algo=vdn", "env=matrix_m1", *UNIFORM)
     out = train_matrix_games(cfg, [cfg.env.params["payoff"]], 5, UPDATES)
@@ -119,13 +119,13 @@ def test_nonfinite_losses_names_the_lanes_that_diverged_after_learning_started()
     assert lane_label(make_cfg("num_seeds=2", "sweep.algo.lr=[0.001,0.0001]"), 3) == "seed 1, grid point lr=0.0001"
 
 
-def test_matrix_study_shifts_each_game_to_its_own_table():
+def test_matrix_tables_shift_each_game_to_its_own_table():
     """`train_matrix_games(..., payoffs_after, shift_at)` pays game g by payoffs_after[g] from shift_at on (the
     shift studies of experiments/shift_games.py): after the shift, with the old episodes evicted, each game's
     learned Q_tot fits its own new table, and the tables before the shift fit the old ones."""
     from conftest import make_cfg
 
-    from jaxfactor.matrix_study import train_matrix_games
+    from experiments.matrix_tables import train_matrix_games
 
     cfg = make_cfg("algo=qmix", "env=matrix_m0", "algo.buffer_size=256", "algo.lr=0.005", *UNIFORM)
     before = [[[0, 0], [0, 0]], [[2, 2], [2, 2]]]

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import make_cfg
 
-from jaxfactor.matrix_study import optimum, permute_actions, train_matrix_games
+from experiments.matrix_tables import train_matrix_games
+from jaxfactor.envs.matrix_games import optimum, permute_actions
 
 M3, M1, M0 = (make_cfg(f"env=matrix_{name}").env.params["payoff"] for name in ("m3", "m1", "m0"))  # configs/env
 M3_MOVED = permute_actions(M3, [2, 0, 1], [1, 2, 0])  # optimum 8 at (B,C), the 7.9 local optimum at (A,B)

@@ -1,4 +1,4 @@
-"""Algorithms: each module registers a factory `make(cfg, env_cfg, spec) -> Algorithm`."""
+"""Algorithms: each module registers a factory `make(cfg, spec, inputs) -> Algorithm`."""
 
 # Importing the modules registers them.
 from jaxfactor.algos import me_igm as _me_igm  # noqa: F401,E402

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxfactor.algos.components import Carry
+from jaxfactor.algos.components import Carry, JointValues
 from jaxfactor.structs import EnvSpec, Episodes, Timestep, where_env
 
 Params = dict[str, Any]
@@ -150,8 +150,11 @@ class Algorithm:
     """Behaviour-policy inputs derived from the learner state; logged as rollout/<name>."""
     init_stats: Callable[[], Any] = lambda: ()
     """Initial running statistics; stages read and replace them through `Carry.stats`."""
+    joint_values: Callable[[Params, Timestep, jax.Array], JointValues] | None = None
+    """(params, timestep at an episode's first step (unbatched), joint actions [J, N]) -> what the learner values
+    them at: the one inspection hook (matrix-game tables, studies); None where an algorithm has no joint value."""
     extras: dict[str, Callable] = dataclasses.field(default_factory=dict)
-    """Optional inspection helpers, e.g. `q_table` for matrix games."""
+    """Optional network pieces for experiments (e.g. `step_utilities`, `log_policy`)."""
 
     # ---- pure, generic functions -------------------------------------------------------------
     def _optimizer(self, stage: Stage) -> optax.GradientTransformation:

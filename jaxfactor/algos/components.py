@@ -70,6 +70,18 @@ class Carry:
 Optimizer = Callable[[float], Any]
 
 
+@struct.dataclass
+class JointValues:
+    """A learner's values at one state for a batch of J joint actions (`Algorithm.joint_values`).
+
+    `per_joint` entries end in the joint-action axis [..., J] (Q_tot, Q-hat-star, POW's Q_r, S2Q's sub-value
+    Q_tot [K+1, J]); `shared` entries do not depend on the joint action (utilities [N, A], greedy actions [N],
+    V_r, ME-IGM's policy [N, A])."""
+
+    per_joint: dict[str, Any]  # arrays (Any: flax's `apply` is typed as a union)
+    shared: dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class Weighting:
     """w of the weighted TD loss L = c sum m w (Q_tot - y)^2 / sum m (§1.6). Fields are settings."""
@@ -90,9 +102,9 @@ class Weighting:
 
     def inspect(
         self, learner: Factorised, params: Params, state: jax.Array, joint: jax.Array, advantages: jax.Array
-    ) -> dict[str, jax.Array]:
-        """Extra one-step tables for matrix-game reports (state [J, G], joint [J, N], advantages [J, N])."""
-        return {}
+    ) -> JointValues:
+        """What this weighting adds to `Algorithm.joint_values` (state [J, G], joint [J, N], advantages [J, N])."""
+        return JointValues(per_joint={}, shared={})
 
 
 @dataclasses.dataclass(frozen=True)

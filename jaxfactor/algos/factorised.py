@@ -10,7 +10,6 @@ with y the §1.5 TD(lambda) target of a greedy (double-Q) or SARSA bootstrap.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
 import flax.linen as nn
@@ -18,15 +17,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxfactor.algos.base import ActorState, Algorithm, HParams, LearnerState, Params, Stage, adam_clipped
-from jaxfactor.algos.components import BonusReward, Carry, TDContext, Weighting, masked_mean
+from jaxfactor.algos.components import BonusReward, Carry, JointValues, TDContext, Weighting, masked_mean
 from jaxfactor.algos.weightings import Uniform
-from jaxfactor.config import AlgoConfig, EnvConfig
+from jaxfactor.config import AlgoConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
 from jaxfactor.rl.policies import epsilon_greedy, linear_epsilon, masked_argmax, masked_max
 from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.settings import read, setting
+from jaxfactor.spec import AgentInputs
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
 
 
@@ -71,8 +71,8 @@ class Factorised:
     def __init__(
         self,
         cfg: AlgoConfig,
-        env_cfg: EnvConfig,
         spec: EnvSpec,
+        inputs: AgentInputs,
         mixer: nn.Module,
         variant: Variant = Variant(),
         weighting: Weighting = Uniform(),
@@ -86,7 +86,7 @@ class Factorised:
                 "allowed: bootstrap=greedy with double_q=true"
             )
         self.cfg, self.spec, self.variant, self.weighting, self.bonus = cfg, spec, variant, weighting, bonus
-        self.flags = dict(obs_last_action=env_cfg.obs_last_action, obs_agent_id=env_cfg.obs_agent_id)
+        self.flags = dataclasses.asdict(inputs)
         self.agent = RecurrentQAgent(hidden_dim=cfg.agent_hidden_dim, num_actions=spec.num_actions)
         self.mixer = mixer
         self.central = CentralMixer(variant.central_embed_dim) if variant.central_embed_dim else None
@@ -246,32 +246,29 @@ class Factorised:
         return actions, actor_state.replace(hidden=hidden, last_action=actions)
 
     # ---- inspection --------------------------------------------------------------------------
-    def q_table(self, params: Params, ts: Timestep) -> dict[str, jax.Array]:
-        """At the first step of an episode (one-step matrix games; ts unbatched from reset): utilities [N, A],
-        Q_tot [A]*N over every joint action, and, where present, Q-hat-star and Q_r tables."""
-        N, A = self.spec.num_agents, self.spec.num_actions
-        _, q = self.step_utilities(params["agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))
-        q = q[0]  # [N, A]
-        joint = jnp.array(list(itertools.product(range(A), repeat=N)), jnp.int32)  # [A^N, N]
+    def first_step_utilities(self, agent_params: Any, ts: Timestep) -> jax.Array:
+        """Utilities [N, A] at an episode's first step (ts unbatched, from reset)."""
+        return self.step_utilities(agent_params, self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))[1][0]
+
+    def joint_values(self, params: Params, ts: Timestep, joint: jax.Array) -> JointValues:
+        """`Algorithm.joint_values`: Q_tot of each joint action [J, N] at an episode's first step, the utilities
+        and greedy actions, Q-hat-star where there is a central critic, and the weighting's own values."""
+        q = self.first_step_utilities(params["agent"], ts)  # [N, A]
         J = joint.shape[0]
-        q_j = jnp.broadcast_to(q, (J, N, A))
+        q_j = jnp.broadcast_to(q, (J,) + q.shape)
         state = jnp.broadcast_to(ts.state, (J, ts.state.shape[-1]))
-        avail = jnp.broadcast_to(ts.avail, (J, N, A))
-        out = {
-            "utilities": q,
-            "greedy": masked_argmax(q, ts.avail),
-            "q_tot": self.mix(params["mixer"], q_j, joint, state, avail).reshape((A,) * N),
-        }
+        avail = jnp.broadcast_to(ts.avail, (J,) + q.shape)
+        per_joint: dict[str, Any] = {"q_tot": self.mix(params["mixer"], q_j, joint, state, avail)}
         if self.central is not None:
-            _, q_c = self.step_utilities(
-                params["central_agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts)
-            )
-            q_c = jnp.broadcast_to(q_c[0], (J, N, A))
-            out["q_star"] = self.central.apply(
+            q_c = jnp.broadcast_to(self.first_step_utilities(params["central_agent"], ts), q_j.shape)
+            per_joint["q_star"] = self.central.apply(
                 params["central_mixer"], self._mixer_input(take(q_c, joint), state)
-            ).reshape((A,) * N)
-        out.update(self.weighting.inspect(self, params, state, joint, take(q_j, joint) - masked_max(q_j, avail)))
-        return out
+            )
+        own = self.weighting.inspect(self, params, state, joint, take(q_j, joint) - masked_max(q_j, avail))
+        return JointValues(
+            per_joint={**per_joint, **own.per_joint},
+            shared={"utilities": q, "greedy": masked_argmax(q, ts.avail), **own.shared},
+        )
 
     def build(self, name: str) -> Algorithm:
         clip = adam_clipped(self.cfg.grad_clip, self.cfg.optimizer)
@@ -297,14 +294,15 @@ class Factorised:
             hp=HParams.from_config(self.cfg),
             schedule=self.schedule,
             init_stats=self.init_stats,
-            extras={"q_table": self.q_table, "utilities": self.utilities, "step_utilities": self.step_utilities},
+            joint_values=self.joint_values,
+            extras={"utilities": self.utilities, "step_utilities": self.step_utilities},
         )
 
 
 def make_factorised(
     cfg: AlgoConfig,
-    env_cfg: EnvConfig,
     spec: EnvSpec,
+    inputs: AgentInputs,
     variant: Variant = Variant(),
     cls: Any = Factorised,
     weighting: Weighting = Uniform(),
@@ -317,4 +315,4 @@ def make_factorised(
         hypernet_dim=cfg.hypernet_embed_dim,
         adv_layers=read(QplexMixer, cfg).adv_hypernet_layers,
     )
-    return cls(cfg, env_cfg, spec, mixer, variant, weighting=weighting, bonus=bonus)
+    return cls(cfg, spec, inputs, mixer, variant, weighting=weighting, bonus=bonus)

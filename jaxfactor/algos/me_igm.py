@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
-from jaxfactor.algos.components import Carry, masked_mean
+from jaxfactor.algos.components import Carry, JointValues, masked_mean
 from jaxfactor.algos.factorised import Factorised, make_factorised, mixer_settings, take
 from jaxfactor.algos.registry import ALGOS
 from jaxfactor.errors import ConfigError
@@ -51,8 +51,8 @@ class PolicyInputs:
 class MaxEntropyFactorised(Factorised):
     """The factorised learner plus OPT networks, a temperature and the softmax behaviour policy."""
 
-    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: MaxEntropySettings, **components):
-        super().__init__(cfg, env_cfg, spec, mixer, variant, **components)
+    def __init__(self, cfg, spec, inputs, mixer, variant, *, settings: MaxEntropySettings, **components):
+        super().__init__(cfg, spec, inputs, mixer, variant, **components)
         self.opt = OrderPreservingTransform(
             num_agents=self.spec.num_agents,
             layers=settings.opt_layers,
@@ -138,10 +138,12 @@ class MaxEntropyFactorised(Factorised):
             actions = distrax.Categorical(logits=logits).sample(seed=key).astype(jnp.int32)
         return actions, actor_state.replace(hidden=hidden, last_action=actions)
 
-    def policy_table(self, params: Params, ts: Timestep) -> jax.Array:
-        """pi_i(. | first step) [N, A] of a one-step game (for matrix-game reports)."""
-        _, q = self.step_utilities(params["agent"], self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))
-        return jnp.exp(self.log_policy(params, q, ts.state[None], ts.avail[None]))[0]
+    def joint_values(self, params: Params, ts: Timestep, joint: jax.Array) -> JointValues:
+        """The factorised values plus the behaviour policy pi_i(. | first step) [N, A]."""
+        values = super().joint_values(params, ts, joint)
+        q = values.shared["utilities"]
+        policy = jnp.exp(self.log_policy(params, q[None], ts.state[None], ts.avail[None]))[0]
+        return JointValues(per_joint=values.per_joint, shared={**values.shared, "policy": policy})
 
     def build(self, name: str) -> Algorithm:
         clip = adam_clipped(self.cfg.grad_clip, self.cfg.optimizer)
@@ -159,9 +161,7 @@ class MaxEntropyFactorised(Factorised):
             ),
         )
         algo = self.algorithm(name, stages)
-        return dataclasses.replace(
-            algo, extras={**algo.extras, "policy_table": self.policy_table, "log_policy": self.log_policy}
-        )
+        return dataclasses.replace(algo, extras={**algo.extras, "log_policy": self.log_policy})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +178,7 @@ class MaxEntropySettings:
 MIXERS = ("qmix", "qplex")
 
 
-def make_me(cfg, env_cfg, spec) -> Algorithm:
+def make_me(cfg, spec, inputs) -> Algorithm:
     check_mixer(cfg, MIXERS)
     reject_unknown(cfg, (MaxEntropySettings, *mixer_settings(cfg)))
     settings = read(MaxEntropySettings, cfg)
@@ -187,7 +187,7 @@ def make_me(cfg, env_cfg, spec) -> Algorithm:
             f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
             f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa"
         )
-    learner = make_factorised(cfg, env_cfg, spec, cls=functools.partial(MaxEntropyFactorised, settings=settings))
+    learner = make_factorised(cfg, spec, inputs, cls=functools.partial(MaxEntropyFactorised, settings=settings))
     return learner.build(cfg.name)
 
 

@@ -22,10 +22,10 @@ class NmixSettings:
 
 
 @ALGOS.register("nmix")
-def make(cfg, env_cfg, spec):
+def make(cfg, spec, inputs):
     settings = read(NmixSettings, cfg)
     bonus = None if settings.bonus is None else BONUSES.get(settings.bonus)
     # RND's keys stay valid with the bonus off (the paper's "Ours" switches it on by one key).
     reject_unknown(cfg, (NmixSettings, RND) + (() if bonus is None else (bonus,)))
     check_mixer(cfg, ("nmix",))
-    return make_factorised(cfg, env_cfg, spec, bonus=None if bonus is None else read(bonus, cfg)).build("nmix")
+    return make_factorised(cfg, spec, inputs, bonus=None if bonus is None else read(bonus, cfg)).build("nmix")

@@ -23,12 +23,12 @@ class PowSettings:
     central_loss_scale: float = setting(low=0.0)
 
 
-def make_pow(cfg, env_cfg, spec):
+def make_pow(cfg, spec, inputs):
     check_mixer(cfg, MIXERS)
     reject_unknown(cfg, (PowSettings, PotentiallyOptimal, *mixer_settings(cfg)))
     settings = read(PowSettings, cfg)
     variant = Variant(central_embed_dim=settings.central_embed_dim, central_loss_scale=settings.central_loss_scale)
-    return make_factorised(cfg, env_cfg, spec, variant, weighting=read(PotentiallyOptimal, cfg)).build(cfg.name)
+    return make_factorised(cfg, spec, inputs, variant, weighting=read(PotentiallyOptimal, cfg)).build(cfg.name)
 
 
 for _mixer in MIXERS:  # the names of the papers' tables; `algo=pow_qmix algo.mixer=vdn` is pow_vdn

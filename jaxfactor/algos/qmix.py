@@ -6,7 +6,7 @@ from jaxfactor.settings import check_mixer, reject_unknown
 
 
 @ALGOS.register("qmix")
-def make(cfg, env_cfg, spec):
+def make(cfg, spec, inputs):
     reject_unknown(cfg)
     check_mixer(cfg, ("qmix",))
-    return make_factorised(cfg, env_cfg, spec).build("qmix")
+    return make_factorised(cfg, spec, inputs).build("qmix")

@@ -7,7 +7,7 @@ from jaxfactor.settings import check_mixer, reject_unknown
 
 
 @ALGOS.register("qplex")
-def make(cfg, env_cfg, spec):
+def make(cfg, spec, inputs):
     check_mixer(cfg, ("qplex",))
     reject_unknown(cfg, mixer_settings(cfg))
-    return make_factorised(cfg, env_cfg, spec).build("qplex")
+    return make_factorised(cfg, spec, inputs).build("qplex")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from jaxfactor.algos.base import Algorithm
-from jaxfactor.config import AlgoConfig, EnvConfig
+from jaxfactor.config import AlgoConfig
 from jaxfactor.registry import Registry
-from jaxfactor.structs import EnvSpec
+from jaxfactor.spec import AgentInputs, EnvSpec
 
 ALGOS: Registry = Registry("algo")
 
 
-def make_algo(cfg: AlgoConfig, env_cfg: EnvConfig, spec: EnvSpec) -> Algorithm:
-    return ALGOS.get(cfg.name)(cfg, env_cfg, spec)
+def make_algo(cfg: AlgoConfig, spec: EnvSpec, inputs: AgentInputs) -> Algorithm:
+    """The registered algorithm `cfg.name` for one env spec and the agents' input flags."""
+    return ALGOS.get(cfg.name)(cfg, spec, inputs)

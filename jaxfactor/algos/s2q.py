@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clipped
-from jaxfactor.algos.components import masked_mean
+from jaxfactor.algos.components import JointValues, masked_mean
 from jaxfactor.algos.factorised import Factorised, Variant, make_factorised, mixer_settings, previous_actions, take
 from jaxfactor.algos.registry import ALGOS
 from jaxfactor.networks.agent import agent_inputs
@@ -115,8 +115,8 @@ def subvalue_index(key: jax.Array, logits: jax.Array, fixed: jax.Array, num_agen
 
 
 class S2Q(Factorised):
-    def __init__(self, cfg, env_cfg, spec, mixer, variant, *, settings: S2QSettings, **components):
-        super().__init__(cfg, env_cfg, spec, mixer, variant, **components)
+    def __init__(self, cfg, spec, inputs, mixer, variant, *, settings: S2QSettings, **components):
+        super().__init__(cfg, spec, inputs, mixer, variant, **components)
         self.settings = settings
         self.heads = settings.num_subvalues + 1
         self.encoder = Encoder()
@@ -239,7 +239,8 @@ class S2Q(Factorised):
         """Per env and episode: follow sub-value 0 throughout with probability p_fixed."""
         return {"fixed": jax.random.bernoulli(key, self.settings.p_fixed, (num_envs,))}
 
-    def step_subvalues(self, params: Params, actor_state: ActorState, ts: Timestep):
+    def step_subvalues(self, params: Params, actor_state: ActorState, ts: Timestep) -> Any:
+        """One recurrent step of every sub-value head for E envs. -> (hidden, q [E, K+1, N, A])."""
         x = agent_inputs(ts.obs, actor_state.last_action, self.spec.num_actions, **self.flags)
         if self.settings.comm:  # communication at execution too
             x = self.with_latent(params, x, actor_state.hidden["subvalues"][:, 0])
@@ -278,32 +279,24 @@ class S2Q(Factorised):
         return actions, actor_state.replace(hidden=new_hidden, last_action=actions)
 
     # ---- inspection ------------------------------------------------------------------------------
-    def q_table(self, params: Params, ts: Timestep) -> dict[str, jax.Array]:
-        """One-step games: per sub-value utilities, greedy joint action and Q^(k)_tot table; Q-hat-star."""
-        N, A = self.spec.num_agents, self.spec.num_actions
+    def joint_values(self, params: Params, ts: Timestep, joint: jax.Array) -> JointValues:
+        """Per sub-value utilities, greedy actions and Q^(k)_tot [K+1, J] (k = 0 the main value); Q-hat-star."""
         batched = jax.tree.map(lambda x: x[None], ts)
-        _, q = self.step_subvalues(params, self.initial_actor_state(1), batched)
-        q = q[0]  # [K+1, N, A]
-        joint = jnp.array(list(itertools.product(range(A), repeat=N)), jnp.int32)
-        J = joint.shape[0]
+        q = self.step_subvalues(params, self.initial_actor_state(1), batched)[1][0]  # [K+1, N, A]
+        J, (N, A) = joint.shape[0], q.shape[1:]
         state = jnp.broadcast_to(ts.state, (J, ts.state.shape[-1]))
         avail = jnp.broadcast_to(ts.avail, (J, N, A))
-        tables = jax.vmap(
-            lambda mp, qk: self.mix(mp, jnp.broadcast_to(qk, (J, N, A)), joint, state, avail).reshape((A,) * N)
-        )(params["subvalue_mixers"], q)
-        _, q_c = self.step_utilities(params["central_agent"], super().initial_actor_state(1), batched)
-        q_star = self.central.apply(
-            params["central_mixer"], self._mixer_input(take(jnp.broadcast_to(q_c[0], (J, N, A)), joint), state)
-        ).reshape((A,) * N)
+        q_tot = jax.vmap(lambda mp, qk: self.mix(mp, jnp.broadcast_to(qk, (J, N, A)), joint, state, avail))(
+            params["subvalue_mixers"], q
+        )
+        q_c = super().initial_actor_state(1)  # the central critic's recurrent state, not a sub-value one
+        q_c = jnp.broadcast_to(self.step_utilities(params["central_agent"], q_c, batched)[1][0], (J, N, A))
+        q_star = self.central.apply(params["central_mixer"], self._mixer_input(take(q_c, joint), state))
         greedy = masked_argmax(q, ts.avail[None])
-        return {
-            "utilities": q[0],
-            "greedy": greedy[0],
-            "q_tot": tables[0],
-            "subvalue_greedy": greedy,
-            "subvalue_q_tot": tables,
-            "q_star": q_star,
-        }
+        return JointValues(
+            per_joint={"q_tot": q_tot[0], "subvalue_q_tot": q_tot, "q_star": q_star},
+            shared={"utilities": q[0], "greedy": greedy[0], "subvalue_greedy": greedy},
+        )
 
     def build(self, name: str) -> Algorithm:
         stage = Stage(
@@ -319,14 +312,14 @@ class S2Q(Factorised):
 MIXERS = ("qmix", "vdn", "qplex")
 
 
-def make_s2q(cfg, env_cfg, spec, *, comm: bool = False) -> Algorithm:
+def make_s2q(cfg, spec, inputs, *, comm: bool = False) -> Algorithm:
     check_mixer(cfg, MIXERS)
     reject_unknown(cfg, (S2QSettings, *mixer_settings(cfg)))
     settings = read(S2QSettings, cfg, comm=comm)
     learner = make_factorised(
         cfg,
-        env_cfg,
         spec,
+        inputs,
         Variant(central_embed_dim=settings.central_embed_dim),
         cls=functools.partial(S2Q, settings=settings),
     )

@@ -6,7 +6,7 @@ from jaxfactor.settings import check_mixer, reject_unknown
 
 
 @ALGOS.register("vdn")
-def make(cfg, env_cfg, spec):
+def make(cfg, spec, inputs):
     reject_unknown(cfg)
     check_mixer(cfg, ("vdn",))
-    return make_factorised(cfg, env_cfg, spec).build("vdn")
+    return make_factorised(cfg, spec, inputs).build("vdn")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jaxfactor.algos.base import Params, Stage
-from jaxfactor.algos.components import WEIGHTINGS, Carry, TDContext, Weighting, masked_mean
+from jaxfactor.algos.components import WEIGHTINGS, Carry, JointValues, TDContext, Weighting, masked_mean
 from jaxfactor.networks.recognition import RecognitionQr
 from jaxfactor.rl.weighting import central_weights, optimistic_weights, potentially_optimal_weights
 from jaxfactor.settings import setting
@@ -104,6 +105,8 @@ class PotentiallyOptimal(Weighting):
         return jnp.where(t_env <= self.pow_warmup_steps, 1.0, w)
 
     def inspect(self, learner, params, state, joint, advantages):
-        N, A = learner.spec.num_agents, learner.spec.num_actions
-        q_r, v_r = RecognitionQr().apply(params["recognition"], state, jax.nn.one_hot(joint, A), advantages)
-        return {"q_r": q_r.reshape((A,) * N), "v_r": v_r[0]}
+        recognise = RecognitionQr().apply(
+            params["recognition"], state, jax.nn.one_hot(joint, learner.spec.num_actions), advantages
+        )
+        q_r, v_r = cast(tuple[jax.Array, jax.Array], recognise)  # flax types `apply` as a union
+        return JointValues(per_joint={"q_r": q_r}, shared={"v_r": v_r[0]})

@@ -24,7 +24,7 @@ class WeightedSettings:
     weighting: str = setting(choices=WEIGHTINGS)
 
 
-def make_weighted(cfg, env_cfg, spec, *, default_weighting: str):
+def make_weighted(cfg, spec, inputs, *, default_weighting: str):
     settings = read(WeightedSettings, cfg)
     rule = WEIGHTINGS.get(settings.weighting)
     # The family's own weighting keys (alpha) stay valid when an ablation picks another rule.
@@ -34,7 +34,7 @@ def make_weighted(cfg, env_cfg, spec, *, default_weighting: str):
         central_embed_dim=settings.central_embed_dim if settings.central else None,
         central_loss_scale=settings.central_loss_scale,
     )
-    return make_factorised(cfg, env_cfg, spec, variant, weighting=read(rule, cfg)).build(cfg.name)
+    return make_factorised(cfg, spec, inputs, variant, weighting=read(rule, cfg)).build(cfg.name)
 
 
 for _weighting in ("cw", "ow"):

@@ -9,10 +9,11 @@ Adapters are classes registered under an explicit `kind` (no name-substring disp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import jax
@@ -33,6 +34,21 @@ class JaxEnv(Protocol):
 
 
 ENV_KINDS: Registry = Registry("env.kind")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvReport:
+    """What an env kind adds to every run's summary.json (under `key`) and printed result, registered in
+    `ENV_REPORTS` under the kind, so the trainer needs no branch per env kind (the matrix games' tables)."""
+
+    key: str
+    summarise: Callable[..., dict]
+    """(env, algo, params [lanes, ...], env_steps, diverged [lanes]) -> the summary entry (JSON-able)."""
+    format: Callable[[dict], str]
+    """summary entry -> the lines printed under the run's result."""
+
+
+ENV_REPORTS: Registry[EnvReport] = Registry("env.kind report")
 
 
 def quiet_jaxmarl() -> None:

@@ -11,8 +11,9 @@ inside the jitted loop through `reset(key, t_env)`; learners and replay are unto
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +23,9 @@ from flax import struct
 from jaxfactor.envs.base import ENV_KINDS, check_params
 from jaxfactor.errors import ConfigError
 from jaxfactor.structs import EnvSpec, Timestep
+
+if TYPE_CHECKING:
+    from jaxfactor.algos.base import Algorithm, Params
 
 
 def payoff_array(payoff: Any, field: str = "env.payoff") -> np.ndarray:
@@ -123,3 +127,44 @@ class MatrixGame:
             reward = jnp.where(env_state.shifted, self.payoff_after[cell], reward)
         state = env_state.replace(t=env_state.t + 1)
         return state, self._timestep(jnp.minimum(state.t, 1), reward, jnp.array(True))
+
+
+def all_joint_actions(num_agents: int, num_actions: int) -> jax.Array:
+    """Every joint action [A^N, N], in the row-major order of an N-D payoff table."""
+    return jnp.array(list(itertools.product(range(num_actions), repeat=num_agents)), jnp.int32)
+
+
+def joint_tables(algo: Algorithm, params: Params, ts: Timestep) -> dict[str, jax.Array]:
+    """A learner's tables over every joint action of a one-step game (`ts` from reset): its
+    `Algorithm.joint_values` with each per-joint-action value shaped [..., A, ..., A] like the payoff."""
+    if algo.joint_values is None:
+        raise ConfigError(f"algo={algo.name} reports no joint values; the matrix-game tables need them")
+    N, A = algo.spec.num_agents, algo.spec.num_actions
+    values = algo.joint_values(params, ts, all_joint_actions(N, A))
+    tables = {k: v.reshape(v.shape[:-1] + (A,) * N) for k, v in values.per_joint.items()}
+    return {**values.shared, **tables}
+
+
+def permute_actions(payoff: Sequence, *orders: Sequence[int]) -> list:
+    """Relabel each agent's actions: entry [u_1, ..., u_n] of the result is payoff[orders[0][u_1], ...].
+    Moves the optimum to another cell without changing the game (results must not depend on it)."""
+    table = payoff_array(payoff)
+    for axis, order in enumerate(orders):
+        table = np.take(table, order, axis=axis)
+    return table.tolist()
+
+
+def optimum(payoff: Sequence) -> tuple[int, ...]:
+    """The joint action (one index per agent) of the payoff's largest entry."""
+    table = np.asarray(payoff)
+    return tuple(int(i) for i in np.unravel_index(np.argmax(table), table.shape))
+
+
+def three_agent_m3() -> list:
+    """A 3-agent analogue of M3 (ALGORITHMS.md §10.1): all A 8, all C 7.9 (the local optimum), A for some but
+    not all agents -12, otherwise 0."""
+    table = np.zeros((3, 3, 3))
+    for u in itertools.product(range(3), repeat=3):
+        n_a = sum(a == 0 for a in u)
+        table[u] = 8 if n_a == 3 else (-12 if n_a > 0 else (7.9 if all(a == 2 for a in u) else 0))
+    return table.tolist()

@@ -40,7 +40,7 @@ def build(cfg: RunConfig):
     from jaxfactor.envs import make_env
 
     env = make_env(cfg.env.kind, cfg.env.params)
-    algo = make_algo(cfg.algo, cfg.env, env.spec)
+    algo = make_algo(cfg.algo, env.spec, cfg.env.agent_inputs)
     return env, algo, config_lib.plan(cfg, env.spec.episode_limit)
 
 

@@ -303,10 +303,10 @@ def _train_with(s: Setup, run_dir: Path, collector: Backend, callbacks: Sequence
                 for (p, block), (_, lanes) in zip(grid_blocks(cfg, final), grid_blocks(cfg, {"d": is_diverged}))
             ]
         )
-    if cfg.env.kind == "matrix":
-        from jaxfactor.matrix_study import matrix_summary
-
-        result["matrix"] = matrix_summary(env, algo, gather(runner.learner.params), float(env_steps.min()), is_diverged)
+    if (env_report := report.env_report(cfg)) is not None:
+        result[env_report.key] = env_report.summarise(
+            env, algo, gather(runner.learner.params), float(env_steps.min()), is_diverged
+        )
     if process_count() > 1:
         result["processes"] = process_count()
     if is_primary():

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jaxfactor.config import RunConfig
+
+if TYPE_CHECKING:
+    from jaxfactor.envs.base import EnvReport
 
 
 def aggregate(values: np.ndarray) -> dict[str, float]:
@@ -127,6 +130,13 @@ def progress_postfix(
     return post
 
 
+def env_report(cfg: RunConfig) -> EnvReport | None:
+    """The report the run's env kind registered, if any (the matrix games' learned tables)."""
+    from jaxfactor.envs import ENV_REPORTS
+
+    return ENV_REPORTS.get(cfg.env.kind) if cfg.env.kind in ENV_REPORTS else None
+
+
 def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
     print(
         f"\n== {result['algo']} on {result['env']}: {result['num_seeds']} seeds, "
@@ -153,10 +163,8 @@ def print_result(cfg: RunConfig, result: dict[str, Any], run_dir: Path) -> None:
         if any(point["diverged"]):
             line += f" ({sum(point['diverged'])} of {len(point['diverged'])} seeds diverged)"
         print(line)
-    if "matrix" in result:
-        from jaxfactor.matrix_study import format_matrix_report
-
-        print(format_matrix_report(np.asarray(result["matrix"]["payoff"]), result["matrix"]))
+    if (extra := env_report(cfg)) is not None and extra.key in result:
+        print(extra.format(result[extra.key]))
     if "host" in result:
         h = result["host"]
         print(
