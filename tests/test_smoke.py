@@ -1,65 +1,53 @@
-"""Registered algorithms train a tiny budget with finite losses (the recurrent, partially observable smax_3m
-with its action masks for ME-IGM, a matrix game for the rest to keep CI within budget); the README's S2Q
-command runs end to end through the CLI."""
+"""Every registered algorithm collects and learns with finite losses (parametrised over the registry: a new
+algorithm is smoke-tested by registering it); the README's S2Q command runs end to end through the CLI."""
 
 import json
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, train_briefly
+from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
 
 from jaxfactor.algos import ALGOS
+from jaxfactor.runner.lanes import build
+from jaxfactor.runner.rollout import rollout
 
-ON_SMAX = ("me_qmix", "me_qplex")  # ME's sampled behaviour under SMAX's action masks
-# Trained elsewhere in the suite: qmix (stag hunt, every env adapter), vdn (M1), pow_qmix and cw_qmix (the
-# matrix regressions of test_weighted_matrix.py), s2q (the CLI test below and a golden run). pow_vdn,
-# pow_qplex, s2q_vdn, s2q_qplex and me_qplex differ from tested algorithms only by a mixer that is trained
-# here (vdn, qplex); ow_qmix only by its weighting (unit-tested; its matrix regression is the extended tier);
-# s2q_comm only by the latent that test_s2q.py's gradient test follows into the sub-values. They are left out
-# to keep CI within its 20 minutes (compilation: 40-80 s each).
-ELSEWHERE = (
-    "qmix",
-    "vdn",
-    "pow_qmix",
-    "cw_qmix",
-    "ow_qmix",
-    "s2q",
-    "s2q_comm",
-    "pow_vdn",
-    "pow_qplex",
-    "s2q_vdn",
-    "s2q_qplex",
-    "me_qplex",
-)
+FAST_COMPILE = {"xla_backend_optimization_level": 0}  # these programs are tiny: compiling them is the whole cost
 
 
-# me_qmix (74 s in CI) and qplex (57 s) are the extended tier: ME's sampling and QPLEX's mixer have their unit
-# tests in test_nmix_me.py and test_weighted_units.py.
-EXTENDED = ("me_qmix", "qplex")
+@pytest.mark.parametrize("algo", ALGOS.names())
+def test_every_registered_algorithm_collects_and_learns(algo):
+    """Every registered algorithm, in one compiled program: 8 episodes with its behaviour policy, then its
+    `update` on them (every stage), three times. Losses stay finite and every stage moves its parameters. The loop
+    around act and update is the same for all algorithms and is trained elsewhere in the suite."""
+    cfg = make_cfg(f"algo={algo}", "env=matrix_m3", "algo.batch_size=8", "algo.num_envs=8")
+    env, algo_, _ = build(cfg)
+    learner = algo_.init(jax.random.key(0))
 
+    def collect_and_learn(learner, key):
+        k_collect, k_learn = jax.random.split(key)
+        batch, _ = rollout(algo_, env, algo_.behaviour(learner), k_collect, 8, greedy=False)
+        return algo_.update(learner, batch, k_learn)
 
-@pytest.mark.parametrize(
-    "algo",
-    [pytest.param(a, marks=pytest.mark.extended) if a in EXTENDED else a for a in ALGOS.names() if a not in ELSEWHERE],
-)
-def test_tiny_budget_finite_losses(cfg_factory, algo):
-    env = ["env=smax_3m", "env.max_steps=40"] if algo in ON_SMAX else ["env=matrix_m3"]
-    cfg = cfg_factory(
-        f"algo={algo}",
-        *env,
-        "algo.batch_size=8",
-        "algo.buffer_size=32",
-        "algo.num_envs=4",
-        "num_seeds=2",
-        "algo.target_update_episodes=8",
-    )
-    metrics = train_briefly(cfg, updates=4)  # learning starts at the 2nd update (8 episodes stored)
-    losses = metrics["train/main/loss"][:, 1:]
-    assert np.isfinite(losses).all() and (metrics["train/learning"][:, 1:] == 1).all()
-    assert np.isfinite(metrics["rollout/return"]).all()
+    step = jax.jit(collect_and_learn).lower(learner, jax.random.key(1)).compile(FAST_COMPILE)
+    trained = learner
+    for i in range(3):
+        trained, metrics = step(trained, jax.random.key(i))
+        losses = {k: float(v) for k, v in metrics.items() if k.endswith("loss")}
+        assert losses and all(np.isfinite(v) for v in losses.values()), losses
+    for stage in algo_.stages:
+        moved = [
+            g
+            for g in stage.owns
+            if any(
+                not np.array_equal(a, b)
+                for a, b in zip(jax.tree.leaves(learner.params[g]), jax.tree.leaves(trained.params[g]))
+            )
+        ]
+        assert moved, f"stage {stage.name} of {algo} changed none of {stage.owns}"
 
 
 @pytest.mark.slow
