@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxfactor.algos.factorised import make_factorised
-from jaxfactor.algos.me_igm import soft_rewards
+from jaxfactor.algos.target_rules import soft_rewards
 from jaxfactor.cli import load_config
 from jaxfactor.envs.matrix_games import joint_tables
 from jaxfactor.networks.entropy import OrderPreservingTransform

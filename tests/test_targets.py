@@ -61,3 +61,22 @@ def test_matches_python_loop_on_random_episodes(lam):
     if lam == 0.0:  # one-step target on real transitions
         one_step = r + 0.99 * (1 - d) * q[:, 1:]
         np.testing.assert_allclose(np.asarray(y) * m, one_step * m, rtol=1e-5, atol=1e-5)
+
+
+def test_target_rules_pick_the_bootstrap_action_by_hand():
+    """§1.5 / §8.2 on one slot of 2 agents x 3 actions: double-Q reads the online argmax, plain greedy the target
+    network's own argmax among available actions, SARSA the stored action; their reward is the stored one."""
+    from types import SimpleNamespace
+
+    from jaxfactor.algos.target_rules import Greedy, Sarsa, from_config
+
+    q_target = jnp.array([[[[1.0, 5.0, 9.0], [7.0, 2.0, 3.0]]]])  # [B=1, T=1, N=2, A=3]
+    avail = jnp.array([[[[True, True, False], [True, True, True]]]])  # agent 0 cannot take action 2
+    batch = SimpleNamespace(actions=jnp.array([[[2, 1]]]), avail=avail)
+    online = jnp.array([[[0, 2]]])
+    assert Greedy(double_q=True).bootstrap_actions(online, q_target, batch).tolist() == [[[0, 2]]]
+    assert Greedy(double_q=False).bootstrap_actions(online, q_target, batch).tolist() == [[[1, 0]]]
+    assert Sarsa().bootstrap_actions(online, q_target, batch).tolist() == [[[2, 1]]]
+    assert from_config("sarsa", True) == Sarsa() and from_config("greedy", False) == Greedy(double_q=False)
+    reward = jnp.array([[1.5]])
+    assert Greedy().reward(None, {}, batch, None, q_target, reward) is reward

@@ -16,8 +16,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfactor.algos import target_rules
 from jaxfactor.algos.base import ActorState, Algorithm, HParams, LearnerState, Params, Stage, adam_clipped
 from jaxfactor.algos.components import BonusReward, Carry, JointValues, TDContext, Weighting, masked_mean
+from jaxfactor.algos.target_rules import Greedy, TargetRule
 from jaxfactor.algos.weightings import Uniform
 from jaxfactor.config import AlgoConfig
 from jaxfactor.errors import ConfigError
@@ -77,8 +79,10 @@ class Factorised:
         variant: Variant = Variant(),
         weighting: Weighting = Uniform(),
         bonus: BonusReward | None = None,
+        target: TargetRule | None = None,
     ):
-        if variant.central_embed_dim and (cfg.bootstrap != "greedy" or not cfg.double_q):
+        self.target = target_rules.from_config(cfg.bootstrap, cfg.double_q) if target is None else target
+        if variant.central_embed_dim and self.target != Greedy(double_q=True):
             # §1.4/§5.3: the central target is always Q-hat-star^- at the ONLINE greedy joint action.
             raise ConfigError(
                 f"algo '{cfg.name}' bootstraps through its central Q-hat-star at the online greedy "
@@ -161,8 +165,8 @@ class Factorised:
         q: jax.Array | None = None,
     ) -> TDContext:
         """Everything the losses and weightings read. Online utilities keep their gradient.
-        `reward` [B, T-1] replaces the stored reward (intrinsic bonus, soft-target shift); `q` passes
-        already computed online utilities."""
+        `reward` [B, T-1] replaces the stored reward (intrinsic bonus) before the target rule sees it; `q`
+        passes already computed online utilities."""
         q = self.utilities(params["agent"], batch) if q is None else q  # [B, T, N, A]
         greedy = masked_argmax(jax.lax.stop_gradient(q), batch.avail)  # online greedy joint action per slot
         q_tot = self.mix(params["mixer"], q, batch.actions, batch.state, batch.avail)[:, :-1]  # [B, T-1]
@@ -170,13 +174,11 @@ class Factorised:
             q_bar = self.central_value(target_params, batch, greedy)
         else:  # §2–4: target mixer on target utilities at the online greedy (or stored) action
             q_target = self.utilities(target_params["agent"], batch)
-            if self.cfg.bootstrap == "sarsa":
-                boot = batch.actions
-            else:
-                boot = greedy if self.cfg.double_q else masked_argmax(q_target, batch.avail)
+            boot = self.target.bootstrap_actions(greedy, q_target, batch)
             q_bar = self.mix(target_params["mixer"], q_target, boot, batch.state, batch.avail)
         q_bar = jax.lax.stop_gradient(q_bar)  # [B, T]
         reward = batch.reward[:, :-1] if reward is None else reward
+        reward = self.target.reward(self, params, batch, hp, jax.lax.stop_gradient(q), reward)  # soft targets
         y = td_lambda_targets(reward, batch.terminal[:, :-1], batch.mask, q_bar, hp.gamma, hp.td_lambda)
         chosen = take(jax.lax.stop_gradient(q), batch.actions)
         return TDContext(
@@ -307,6 +309,7 @@ def make_factorised(
     cls: Any = Factorised,
     weighting: Weighting = Uniform(),
     bonus: BonusReward | None = None,
+    target: TargetRule | None = None,
 ) -> Factorised:
     """The learner with the configured mixer; `cls` builds a subclass (e.g. ME-IGM's)."""
     mixer = make_mixer(
@@ -315,4 +318,4 @@ def make_factorised(
         hypernet_dim=cfg.hypernet_embed_dim,
         adv_layers=read(QplexMixer, cfg).adv_hypernet_layers,
     )
-    return cls(cfg, spec, inputs, mixer, variant, weighting=weighting, bonus=bonus)
+    return cls(cfg, spec, inputs, mixer, variant, weighting=weighting, bonus=bonus, target=target)

@@ -21,6 +21,7 @@ from jaxfactor.algos.base import ActorState, Algorithm, Params, Stage, adam_clip
 from jaxfactor.algos.components import Carry, JointValues, masked_mean
 from jaxfactor.algos.factorised import Factorised, make_factorised, mixer_settings, take
 from jaxfactor.algos.registry import ALGOS
+from jaxfactor.algos.target_rules import SoftSarsa
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.entropy import OrderPreservingTransform
 from jaxfactor.rl.policies import masked_argmax
@@ -29,14 +30,6 @@ from jaxfactor.structs import Timestep
 
 ESTIMATORS = ("exact", "buffer_action")
 UNAVAILABLE_LOGIT = -1e10  # §9.3
-
-
-def soft_rewards(
-    reward: jax.Array, terminal: jax.Array, log_pi_next: jax.Array, alpha: jax.Array, gamma: jax.Array | float
-) -> jax.Array:
-    """§9.5 (Eq. 12, App. A): r'_t = r_t - gamma (1 - d_t) alpha log pi_jt(u_{t+1} | s_{t+1}); fed to the
-    §1.5 recursion with Qbar_t = target Q_tot at the stored u_t, this gives the soft TD(lambda) target."""
-    return reward - gamma * (1.0 - terminal.astype(jnp.float32)) * alpha * log_pi_next
 
 
 @struct.dataclass
@@ -76,26 +69,7 @@ class MaxEntropyFactorised(Factorised):
         logits = self.opt.apply(params["opt"], q, state) / jnp.exp(params["log_alpha"])
         return jax.nn.log_softmax(jnp.where(avail, logits, UNAVAILABLE_LOGIT), axis=-1)
 
-    # ---- losses (§9.4) -----------------------------------------------------------------------
-    def main_loss(self, params, target_params, batch, hp, key, carry):
-        del key
-        q = self.utilities(params["agent"], batch)
-        log_pi = jax.lax.stop_gradient(self.log_policy(params, jax.lax.stop_gradient(q), batch.state, batch.avail))
-        log_pi_joint = jnp.sum(take(log_pi, batch.actions), axis=-1)  # [B, T]
-        alpha = jax.lax.stop_gradient(jnp.exp(params["log_alpha"]))
-        reward = soft_rewards(batch.reward[:, :-1], batch.terminal[:, :-1], log_pi_joint[:, 1:], alpha, hp.gamma)
-        ctx = self.td_context(params, target_params, batch, hp, reward=reward, q=q)  # SARSA bootstrap
-        td = ctx.q_tot - ctx.y
-        loss = self.cfg.loss_scale * masked_mean(td**2, ctx.mask)
-        return loss, (
-            {
-                "td_abs": masked_mean(jnp.abs(td), ctx.mask),
-                "target": masked_mean(ctx.y, ctx.mask),
-                "q_taken": masked_mean(ctx.q_tot, ctx.mask),
-            },
-            carry,
-        )
-
+    # ---- losses (§9.4): the critic's is the factorised main loss under the soft target rule ----------
     def opt_prepare(self, params, target_params, batch, hp, carry: Carry) -> Carry:
         """Stopped inputs of L(phi) from the critic just updated (§9.6)."""
         q = jax.lax.stop_gradient(self.utilities(params["agent"], batch))
@@ -187,7 +161,9 @@ def make_me(cfg, spec, inputs) -> Algorithm:
             f"algo '{cfg.name}' bootstraps its soft target at the stored next action (§9.5); "
             f"got algo.bootstrap={cfg.bootstrap}; allowed: sarsa"
         )
-    learner = make_factorised(cfg, spec, inputs, cls=functools.partial(MaxEntropyFactorised, settings=settings))
+    learner = make_factorised(
+        cfg, spec, inputs, cls=functools.partial(MaxEntropyFactorised, settings=settings), target=SoftSarsa()
+    )
     return learner.build(cfg.name)
 
 
