@@ -15,6 +15,17 @@ os.environ.setdefault(
 # For subprocess tests whose programs are compile-bound (tiny budgets through the CLI): LLVM's -O0 cuts
 # their compile time by about a third. Only where every compared result comes from the same process.
 COMPILE_FAST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+TINY_HOST_RUN = (
+    "algo.num_envs=2",
+    "algo.batch_size=4",
+    "algo.buffer_size=8",
+    "algo.agent_hidden_dim=16",
+    "algo.mixing_embed_dim=8",
+    "algo.hypernet_embed_dim=16",
+    "env.test_episodes=2",
+    "algo.length_buckets=1",
+)
+"""Overrides of a host-simulator test run: tiny networks and one batch length (these runs are compile-bound)."""
 
 import pytest  # noqa: E402
 

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
+from conftest import COMPILE_FAST_XLA_FLAGS, TINY_HOST_RUN, make_cfg
 
 from jaxfactor.errors import ConfigError
 from jaxfactor.hostenvs import make_host_env
@@ -122,28 +122,23 @@ def test_the_real_simulator_without_sc2_is_a_one_line_error_naming_the_fake():
             validate_argv(["env=sc2_3m", "env.simulator=fake", bad])
 
 
+FAKE_3M_RUN = (
+    "algo=qmix",
+    "env=sc2_3m",
+    "env.simulator=fake",
+    "num_seeds=2",
+    "total_timesteps=400",
+    "log_every_steps=200",
+    *TINY_HOST_RUN,
+    "host.workers=4",
+)
+
+
 def test_a_simulator_killed_mid_run_costs_an_episode_and_summary_json_counts_it(tmp_path):
     from jaxfactor.runner.host import HostBackend
     from jaxfactor.runner.loop import run
 
-    cfg = make_cfg(
-        "algo=qmix",
-        "env=sc2_3m",
-        "env.simulator=fake",
-        "num_seeds=2",
-        "total_timesteps=400",
-        "log_every_steps=200",
-        "algo.num_envs=2",
-        "algo.batch_size=4",
-        "algo.buffer_size=8",
-        "algo.agent_hidden_dim=16",
-        "algo.mixing_embed_dim=8",
-        "algo.hypernet_embed_dim=16",
-        "env.test_episodes=2",
-        "host.workers=4",
-        "algo.length_buckets=1",
-        run_dir=str(tmp_path / "run"),
-    )
+    cfg = make_cfg(*FAKE_3M_RUN, run_dir=str(tmp_path / "run"))
 
     def faulty_backend(s, on_trace):
         killed = Faulty.factory(s.env, "kill", target=1, at_step=4, once=str(tmp_path / "fired"))
@@ -162,24 +157,7 @@ def test_a_simulator_failing_every_episode_stops_the_run_with_its_traceback_and_
     from jaxfactor.runner.loop import run
     from jaxfactor.runner.workers import SimulatorFailed
 
-    cfg = make_cfg(
-        "algo=qmix",
-        "env=sc2_3m",
-        "env.simulator=fake",
-        "num_seeds=2",
-        "total_timesteps=400",
-        "log_every_steps=200",
-        "algo.num_envs=2",
-        "algo.batch_size=4",
-        "algo.buffer_size=8",
-        "algo.agent_hidden_dim=16",
-        "algo.mixing_embed_dim=8",
-        "algo.hypernet_embed_dim=16",
-        "env.test_episodes=2",
-        "host.workers=4",
-        "algo.length_buckets=1",
-        run_dir=str(tmp_path / "run"),
-    )
+    cfg = make_cfg(*FAKE_3M_RUN, run_dir=str(tmp_path / "run"))
     pools = []
 
     def failing_backend(s, on_trace):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, killed_run_script
+from conftest import COMPILE_FAST_XLA_FLAGS, TINY_HOST_RUN, killed_run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [
@@ -223,17 +223,10 @@ HOST = [
     "num_seeds=4",
     "total_timesteps=150",
     "log_every_steps=100",
-    "algo.num_envs=2",
-    "algo.batch_size=4",
-    "algo.buffer_size=8",
-    "algo.agent_hidden_dim=16",
-    "algo.mixing_embed_dim=8",
-    "algo.hypernet_embed_dim=16",
-    "env.test_episodes=2",
+    *TINY_HOST_RUN,
     "host.workers=1",
-    "algo.length_buckets=1",
     "progress=false",
-]  # compile-bound: one batch length
+]
 
 
 def test_host_simulators_over_two_processes_each_driving_its_own_lanes_equal_one_process(tmp_path):
