@@ -27,6 +27,17 @@ TINY_HOST_RUN = (
 )
 """Overrides of a host-simulator test run: tiny networks and one batch length (these runs are compile-bound)."""
 
+
+def train_in_child(args, cwd, timeout: int = 300):
+    """`python -m jaxfactor.train ARGS` in a child process on CPU at the fast-compile XLA level (its results are
+    compared with nothing from another process), output captured."""
+    import subprocess
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS}
+    cmd = [sys.executable, "-m", "jaxfactor.train", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
 import pytest  # noqa: E402
 
 from jaxfactor import config as config_lib  # noqa: E402

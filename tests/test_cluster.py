@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS
+from conftest import train_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,27 +19,8 @@ def test_a_multirun_of_two_algorithms_is_one_summary_table(tmp_path, capsys):
     from jaxfactor.summarise import main
 
     sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jaxfactor.train",
-            "-m",
-            "algo=qmix,vdn",
-            "env=matrix_m3",
-            "num_seeds=2",
-            "total_timesteps=200",
-            "log_every_steps=100",
-            "eval_every_steps=100",
-            f"run_dir={sweep}",
-            "progress=false",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS},
-    )
+    multirun = ["-m", "algo=qmix,vdn", "env=matrix_m3", "num_seeds=2", "total_timesteps=200", "log_every_steps=100"]
+    done = train_in_child([*multirun, "eval_every_steps=100", f"run_dir={sweep}", "progress=false"], cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     (tmp_path / "unfinished").mkdir()  # a job that never wrote its summary still gets its row
     (tmp_path / "unfinished" / "config.json").write_text((sweep / "job0" / "config.json").read_text())

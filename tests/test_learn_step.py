@@ -16,7 +16,7 @@ from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.runner.anakin import make_chunk, make_evaluate
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import build, init_lanes, seed_keys
-from jaxfactor.runner.learn import RunnerState, learn_step, over_lanes, split_update_keys
+from jaxfactor.runner.learn import LearnSettings, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.structs import EnvSpec, Episodes, Timestep
 
 
@@ -298,7 +298,9 @@ def test_lanes_that_differ_each_learn_only_when_their_own_replay_can_fill_a_batc
     def update(runner, valid):
         key, k_collect, k_learn = split_update_keys(runner.key)
         episodes, stats = rollout(algo, env, algo.behaviour(runner.learner), k_collect, 8, greedy=False)
-        learner, buffer, metrics = learn_step(algo, runner.learner, runner.buffer, episodes, stats, valid, k_learn, 16)
+        learner, buffer, metrics = learn_step(
+            algo, runner.learner, runner.buffer, episodes, stats, valid, k_learn, LearnSettings(16)
+        )
         return RunnerState(learner=learner, buffer=buffer, key=key), metrics
 
     update = jax.jit(over_lanes(update))

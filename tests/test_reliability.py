@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg
+from conftest import COMPILE_FAST_XLA_FLAGS, make_cfg, train_in_child
 
 from jaxfactor.errors import ConfigError
 from jaxfactor.loggers import read_metrics
@@ -139,45 +139,36 @@ def test_nan_inf_bad_env_numbers_and_composition_are_one_line_errors(args, expec
 
 
 @pytest.mark.parametrize(
-    "tool, args, expected",
+    "command, expected",  # command: the tool, then its arguments
     [
         (
-            "evaluate",
-            ["run_dir={run}", "render=true", "gif={tmp}/x.png"],
+            "evaluate run_dir={run} render=true gif={tmp}/x.png",
             "gif={tmp}/x.png has an unknown extension '.png'; allowed: .gif",
         ),
         (
-            "evaluate",
-            ["run_dir={run}", "render=true", "gif={tmp}/a_file/x.gif"],
+            "evaluate run_dir={run} render=true gif={tmp}/a_file/x.gif",
             "gif={tmp}/a_file/x.gif cannot be written ({tmp}/a_file is not a writable directory)",
         ),
-        ("evaluate", ["run_dir={run}", "gif={tmp}/x.gif"], "gif={tmp}/x.gif needs render=true"),
-        ("evaluate", ["run_dir={run}", "episodes=0"], "episodes=0 is out of range; allowed: an integer >= 1"),
-        ("evaluate", ["run_dir={run}"], "{run}/config.json is damaged (Expecting value"),
-        ("evaluate", ["run_dir={tmp}"], "run_dir={tmp} is not a run directory (no config.json there)"),
-        ("plot", ["{run}", "--reps", "0"], "--reps 0 is out of range; allowed: an integer >= 1"),
+        ("evaluate run_dir={run} gif={tmp}/x.gif", "gif={tmp}/x.gif needs render=true"),
+        ("evaluate run_dir={run} episodes=0", "episodes=0 is out of range; allowed: an integer >= 1"),
+        ("evaluate run_dir={run}", "{run}/config.json is damaged (Expecting value"),
+        ("evaluate run_dir={tmp}", "run_dir={tmp} is not a run directory (no config.json there)"),
+        ("plot {run} --reps 0", "--reps 0 is out of range; allowed: an integer >= 1"),
+        ("plot {run} --reps many", "argument --reps: invalid int value: 'many'; see python -m jaxfactor.plot"),
         (
-            "plot",
-            ["{run}", "--reps", "many"],
-            "argument --reps: invalid int value: 'many'; see python -m jaxfactor.plot",
-        ),
-        (
-            "plot",
-            ["{run}", "--out", "{tmp}/curves.docx"],
+            "plot {run} --out {tmp}/curves.docx",
             "--out={tmp}/curves.docx has an unknown extension '.docx'; allowed: .avif, .eps, .gif",
         ),
-        ("plot", ["{run}", "--out", "{tmp}"], "--out={tmp} has an unknown extension ''"),
-        (
-            "plot",
-            ["{run}", "--out", "{tmp}/a_file/c.png"],
-            "cannot be written ({tmp}/a_file is not a writable directory)",
-        ),
-        ("plot", [], "the following arguments are required: run_dirs"),
-        ("plot", ["{run}"], "{run}/config.json is damaged (Expecting value"),
+        ("plot {run} --out {tmp}", "--out={tmp} has an unknown extension ''"),
+        ("plot {run} --out {tmp}/a_file/c.png", "cannot be written ({tmp}/a_file is not a writable directory)"),
+        ("plot", "the following arguments are required: run_dirs"),
+        ("plot {run}", "{run}/config.json is damaged (Expecting value"),
     ],
 )
-def test_evaluate_and_plot_arguments_are_one_line_errors(tool, args, expected, tmp_path, capfd):
+def test_evaluate_and_plot_arguments_are_one_line_errors(command, expected, tmp_path, capfd):
     import importlib
+
+    tool, *args = command.split()
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -245,26 +236,8 @@ def test_one_process_per_run_dir(tmp_path, capfd):
 def test_a_multirun_writes_only_inside_its_run_dir_and_help_lists_public_options(tmp_path, capsys):
     from jaxfactor.train import main
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jaxfactor.train",
-            "-m",
-            "seed=0,1",
-            "num_seeds=1",
-            "total_timesteps=100",
-            "log_every_steps=100",
-            "eval_every_steps=100",
-            "run_dir=sweep",
-            "progress=false",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": COMPILE_FAST_XLA_FLAGS},
-    )
+    multirun = ["-m", "seed=0,1", "num_seeds=1", "total_timesteps=100", "log_every_steps=100"]
+    done = train_in_child([*multirun, "eval_every_steps=100", "run_dir=sweep", "progress=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # no multirun/, outputs/ or .hydra/ in the cwd
     sweep = tmp_path / "sweep"

@@ -38,6 +38,13 @@ def _train_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProce
 KILLED_RUN = killed_run_script(4)
 
 
+def _short_run_script(script: str, run_dir) -> subprocess.CompletedProcess:
+    """A script taking the CLI's overrides, run with SHORT in a child process (at the default XLA level: its run is
+    compared bit for bit with one trained in this process)."""
+    argv = [sys.executable, "-c", script, *SHORT, f"run_dir={run_dir}", "progress=false"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=ENV)
+
+
 # The CLI itself (`jaxfactor.train.main`), with a callback that sends the process a real SIGINT while the
 # checkpoint of chunk 4 is being written (orbax writes asynchronously).
 INTERRUPTED_CLI = """
@@ -82,13 +89,7 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
     reference = run(make_cfg(*SHORT, run_dir=str(whole)))
 
     # Same config; the process SIGKILLs itself right after the checkpoint at chunk 4 (N/2) is on disk.
-    out = subprocess.run(
-        [sys.executable, "-c", KILLED_RUN, *SHORT, f"run_dir={killed}", "progress=false"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=ENV,
-    )
+    out = _short_run_script(KILLED_RUN, killed)
     assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
     assert sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
     assert not (killed / "summary.json").exists()
@@ -124,13 +125,7 @@ def test_resume_after_a_real_kill_an_interrupt_or_a_damaged_checkpoint_matches_a
 
     # Ctrl-C while checkpoint 4 is being written: the write completes, one line, exit 130, no traceback.
     interrupted = tmp_path / "interrupted"
-    out = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_CLI, *SHORT, f"run_dir={interrupted}", "progress=false"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=ENV,
-    )
+    out = _short_run_script(INTERRUPTED_CLI, interrupted)
     assert out.returncode == 130, out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]

@@ -16,7 +16,7 @@ from jaxfactor.config import RunConfig, segment_length
 from jaxfactor.envs.base import JaxEnv
 from jaxfactor.errors import ConfigError
 from jaxfactor.runner.lanes import local_lanes
-from jaxfactor.runner.learn import LANES, RunnerState, learn_step, over_lanes, split_update_keys
+from jaxfactor.runner.learn import LANES, LearnSettings, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import gather
 from jaxfactor.runner.rollout import rollout, segment_rollout
 
@@ -41,6 +41,7 @@ def make_chunk(
     (total_timesteps); a lane that has reached it stays frozen (its key too). `segment_length`: collect segments
     of that many steps (runner.layout=segments) instead of whole episodes."""
     every_episode = jnp.ones((num_envs,), bool)  # a JaxEnv never crashes: every collected episode is kept
+    settings = LearnSettings(batch_size, length_buckets, epochs, learning_starts, axis_name)
 
     def collect(behaviour, key):
         if segment_length is None:
@@ -52,19 +53,7 @@ def make_chunk(
         key, k_collect, k_learn = split_update_keys(runner.key)
         episodes, stats = collect(algo.behaviour(runner.learner), k_collect)
         learner, buffer, metrics = learn_step(
-            algo,
-            runner.learner,
-            runner.buffer,
-            episodes,
-            stats,
-            every_episode,
-            k_learn,
-            batch_size,
-            axis_name,
-            length_buckets,
-            active,
-            epochs,
-            learning_starts,
+            algo, runner.learner, runner.buffer, episodes, stats, every_episode, k_learn, settings, active
         )
         return RunnerState(learner=learner, buffer=buffer, key=jnp.where(active, key, runner.key)), metrics
 

@@ -29,7 +29,7 @@ from jaxfactor.hostenvs import HostEnvFactory
 from jaxfactor.runner.anakin import check_working_memory, greedy_summary
 from jaxfactor.runner.episodes import EpisodeWriter, rollout_keys
 from jaxfactor.runner.lanes import local_lanes, num_lanes
-from jaxfactor.runner.learn import RunnerState, learn_step, over_lanes, split_update_keys
+from jaxfactor.runner.learn import LearnSettings, RunnerState, learn_step, over_lanes, split_update_keys
 from jaxfactor.runner.multihost import any_process, from_local, gather, gather_local, is_primary, local, process_count
 from jaxfactor.runner.workers import Failure, InlinePool, PoolSettings, ProcessPool, SimulatorFailed
 from jaxfactor.structs import Timestep
@@ -148,7 +148,8 @@ class HostBackend:
         self.S, self.E, self.L = local_lanes(cfg), cfg.algo.num_envs, algo.spec.episode_limit
         self.lanes = num_lanes(cfg)
         self.updates = setup.plan.updates_per_chunk
-        E, L, batch = self.E, self.L, cfg.algo.batch_size
+        E, L, a = self.E, self.L, cfg.algo
+        settings = LearnSettings(a.batch_size, a.length_buckets, a.epochs, a.learning_starts)
 
         def begin(runner: RunnerState):
             key, k_collect, k_learn = split_update_keys(runner.key)
@@ -159,18 +160,7 @@ class HostBackend:
             on_trace()  # runs at trace time only
             active = runner.learner.t_env < cfg.total_timesteps  # a lane past its budget stays frozen
             learner, buffer, metrics = learn_step(
-                algo,
-                runner.learner,
-                runner.buffer,
-                episodes,
-                stats,
-                valid,
-                k_learn,
-                batch,
-                length_buckets=cfg.algo.length_buckets,
-                active=active,
-                epochs=cfg.algo.epochs,
-                learning_starts=cfg.algo.learning_starts,
+                algo, runner.learner, runner.buffer, episodes, stats, valid, k_learn, settings, active
             )
             key = jnp.where(active, key, runner.key)
             metrics["host/discarded"] = jnp.sum(~valid).astype(jnp.float32)

@@ -6,6 +6,8 @@ or "no lane learns" once for all lanes (issue 21: under `vmap` a per-lane `cond`
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -55,6 +57,18 @@ def masked_mean(x: jax.Array, valid: jax.Array, count: jax.Array | None = None) 
     return jnp.sum(jnp.where(valid, x, 0.0)) / jnp.sum(count).astype(jnp.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class LearnSettings:
+    """The static settings of `learn_step`: the run's algo.batch_size, length_buckets, epochs and learning_starts,
+    and the lane axis the step is vmapped over (`over_lanes`; None for one lane outside any vmap)."""
+
+    batch_size: int
+    length_buckets: int = 1
+    epochs: int = 1
+    learning_starts: int = 0
+    axis_name: str | None = LANES
+
+
 def learn_step(
     algo: Algorithm,
     learner: LearnerState,
@@ -63,20 +77,18 @@ def learn_step(
     stats: dict[str, jax.Array],
     valid: jax.Array,
     key: jax.Array,
-    batch_size: int,
-    axis_name: str | None = LANES,
-    length_buckets: int = 1,
+    settings: LearnSettings,
     active: jax.Array | bool = True,
-    epochs: int = 1,
-    learning_starts: int = 0,
 ) -> tuple[LearnerState, buffers.BufferState, Metrics]:
     """Rows [E, T, ...] (episodes, or segments) and their stats [E] collected with `algo.behaviour(learner)`;
     `valid` [E] marks the rows to keep (an invalid one, e.g. from a crashed simulator, is neither stored nor
     counted); `key` is the [2] learn keys of `split_update_keys`. `stats` holds per-row "return", "length" and
     "won" of its episode, or with "steps" and "episodes" (segments) the sums over the episodes finished in the row.
-    `axis_name`: the lane axis this step is vmapped over (`over_lanes`), or None for a single lane outside any
-    vmap. `active` False: the lane has spent its budget and stays as it is (nothing stored, counted or learned).
-    `epochs` gradient steps, each on a fresh batch, once `learning_starts` env steps were collected."""
+    `active` False: the lane has spent its budget and stays as it is (nothing stored, counted or learned).
+    `settings.epochs` gradient steps, each on a fresh batch, once `settings.learning_starts` env steps were
+    collected."""
+    batch_size, axis_name = settings.batch_size, settings.axis_name
+    epochs, learning_starts = settings.epochs, settings.learning_starts
     valid = valid & active
     schedule = algo.schedule(learner)  # what these episodes were collected with
     buffer = buffers.add(buffer, episodes, valid)
@@ -87,7 +99,7 @@ def learn_step(
 
     def gradient_step(learner, key):
         batch = buffers.sample(buffer, key[0], batch_size)
-        return update_on_real_slots(algo, learner, batch, key[1], length_buckets, axis_name)
+        return update_on_real_slots(algo, learner, batch, key[1], settings.length_buckets, axis_name)
 
     def learn(learner):
         if epochs == 1:
