@@ -297,7 +297,7 @@ class Factorised:
             schedule=self.schedule,
             init_stats=self.init_stats,
             joint_values=self.joint_values,
-            extras={"utilities": self.utilities, "step_utilities": self.step_utilities},
+            extras={"step_utilities": self.step_utilities},
         )
 
 
