@@ -65,7 +65,7 @@ def host_updates(algo, envs: list[list], runner: RunnerState, num_updates: int, 
     behaviour_of = jax.jit(jax.vmap(algo.behaviour))
     key_stream = jax.jit(jax.vmap(lambda k: rollout_keys(k, E, L)))
     act = jax.jit(jax.vmap(functools.partial(algo.act, greedy=False), in_axes=(0, 0, 0, None, 0)))
-    learn = jax.jit(over_lanes(functools.partial(learn_step, algo, batch_size=batch_size)))
+    learn = jax.jit(over_lanes(functools.partial(learn_step, algo, settings=LearnSettings(batch_size))))
     initial_actor = jax.vmap(lambda _: algo.initial_actor_state(E))(jnp.arange(S))
     for _ in range(num_updates):
         key, k_collect, k_learn = split_keys(runner.key)
@@ -175,7 +175,7 @@ def test_an_invalid_episode_is_neither_stored_nor_counted():
     state = jax.tree.map(lambda x: x[0], init_lanes(cfg, algo))
     episodes, stats = tiny_episodes(4, algo.spec, [3, 50, 7, 9])
     valid = np.array([True, False, True, True])  # episode 1 came from a crashed simulator
-    step = jax.jit(functools.partial(learn_step, algo, batch_size=cfg.algo.batch_size, axis_name=None))
+    step = jax.jit(functools.partial(learn_step, algo, settings=LearnSettings(cfg.algo.batch_size, axis_name=None)))
     _, k_learn = jax.random.split(jax.random.key(0))
     learner, buffer, metrics = step(state.learner, state.buffer, episodes, stats, valid, jnp.stack([k_learn, k_learn]))
     assert int(buffer.size) == 3 and int(buffer.insert_pos) == 3
