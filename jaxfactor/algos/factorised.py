@@ -10,7 +10,7 @@ with y the §1.5 TD(lambda) target of a greedy (double-Q) or SARSA bootstrap.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -25,7 +25,7 @@ from jaxfactor.config import AlgoConfig
 from jaxfactor.errors import ConfigError
 from jaxfactor.networks.agent import RecurrentQAgent, agent_inputs, input_dim, unroll
 from jaxfactor.networks.mixers import CentralMixer, MixerInput, make_mixer
-from jaxfactor.rl.policies import epsilon_greedy, linear_epsilon, masked_argmax, masked_max
+from jaxfactor.rl.policies import epsilon_greedy, linear_epsilon, masked_argmax, masked_max, take  # noqa: F401 (take: re-exported)
 from jaxfactor.rl.targets import td_lambda_targets
 from jaxfactor.settings import read, setting
 from jaxfactor.spec import AgentInputs
@@ -60,11 +60,6 @@ def previous_actions(actions: jax.Array, starts: jax.Array) -> jax.Array:
     actions [B, T, N] -> [B, T, N]."""
     previous = jnp.concatenate([jnp.full_like(actions[:, :1], -1), actions[:, :-1]], axis=1)
     return jnp.where(starts[..., None], -1, previous)
-
-
-def take(q: jax.Array, actions: jax.Array) -> jax.Array:
-    """Utilities of the given actions. q [..., A], actions [...] -> [...]."""
-    return jnp.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
 
 
 class Factorised:
@@ -249,8 +244,18 @@ class Factorised:
 
     # ---- inspection --------------------------------------------------------------------------
     def first_step_utilities(self, agent_params: Any, ts: Timestep) -> jax.Array:
-        """Utilities [N, A] at an episode's first step (ts unbatched, from reset)."""
-        return self.step_utilities(agent_params, self.initial_actor_state(1), jax.tree.map(lambda x: x[None], ts))[1][0]
+        """Utilities [N, A] of one agent network at an episode's first step (ts unbatched, from reset); the
+        single-network actor state even where a subclass keeps more (S2Q's heads)."""
+        start = Factorised.initial_actor_state(self, 1)
+        return self.step_utilities(agent_params, start, jax.tree.map(lambda x: x[None], ts))[1][0]
+
+    def joint_q_star(self, params: Params, ts: Timestep, joint: jax.Array, state: jax.Array) -> jax.Array:
+        """Q-hat-star [J] of joint actions [J, N] at an episode's first step (state [J, G])."""
+        q_c = jnp.broadcast_to(
+            self.first_step_utilities(params["central_agent"], ts), joint.shape + (self.spec.num_actions,)
+        )
+        assert self.central is not None, "only learners with a central Q-hat-star"
+        return cast(jax.Array, self.central.apply(params["central_mixer"], self._mixer_input(take(q_c, joint), state)))
 
     def joint_values(self, params: Params, ts: Timestep, joint: jax.Array) -> JointValues:
         """`Algorithm.joint_values`: Q_tot of each joint action [J, N] at an episode's first step, the utilities
@@ -262,10 +267,7 @@ class Factorised:
         avail = jnp.broadcast_to(ts.avail, (J,) + q.shape)
         per_joint: dict[str, Any] = {"q_tot": self.mix(params["mixer"], q_j, joint, state, avail)}
         if self.central is not None:
-            q_c = jnp.broadcast_to(self.first_step_utilities(params["central_agent"], ts), q_j.shape)
-            per_joint["q_star"] = self.central.apply(
-                params["central_mixer"], self._mixer_input(take(q_c, joint), state)
-            )
+            per_joint["q_star"] = self.joint_q_star(params, ts, joint, state)
         own = self.weighting.inspect(self, params, state, joint, take(q_j, joint) - masked_max(q_j, avail))
         return JointValues(
             per_joint={**per_joint, **own.per_joint},

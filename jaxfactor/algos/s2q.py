@@ -289,9 +289,7 @@ class S2Q(Factorised):
         q_tot = jax.vmap(lambda mp, qk: self.mix(mp, jnp.broadcast_to(qk, (J, N, A)), joint, state, avail))(
             params["subvalue_mixers"], q
         )
-        q_c = super().initial_actor_state(1)  # the central critic's recurrent state, not a sub-value one
-        q_c = jnp.broadcast_to(self.step_utilities(params["central_agent"], q_c, batched)[1][0], (J, N, A))
-        q_star = self.central.apply(params["central_mixer"], self._mixer_input(take(q_c, joint), state))
+        q_star = self.joint_q_star(params, ts, joint, state)
         greedy = masked_argmax(q, ts.avail[None])
         return JointValues(
             per_joint={"q_tot": q_tot[0], "subvalue_q_tot": q_tot, "q_star": q_star},

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
-from jaxfactor.rl.policies import masked_argmax
+from jaxfactor.rl.policies import masked_argmax, take
 from jaxfactor.structs import Episodes
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class SoftSarsa(Sarsa):
 
     def reward(self, learner: Any, params, batch, hp, q, reward):  # learner: ME-IGM's, with its policy
         log_pi = jax.lax.stop_gradient(learner.log_policy(params, q, batch.state, batch.avail))
-        log_pi_joint = jnp.sum(jnp.take_along_axis(log_pi, batch.actions[..., None], axis=-1)[..., 0], axis=-1)
+        log_pi_joint = jnp.sum(take(log_pi, batch.actions), axis=-1)
         alpha = jax.lax.stop_gradient(jnp.exp(params["log_alpha"]))
         return soft_rewards(reward, batch.terminal[:, :-1], log_pi_joint[:, 1:], alpha, hp.gamma)
 

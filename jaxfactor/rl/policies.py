@@ -6,6 +6,11 @@ import jax
 import jax.numpy as jnp
 
 
+def take(q: jax.Array, actions: jax.Array) -> jax.Array:
+    """Values of the given actions. q [..., A], actions [...] -> [...]."""
+    return jnp.take_along_axis(q, actions[..., None], axis=-1)[..., 0]
+
+
 def masked_argmax(q: jax.Array, avail: jax.Array) -> jax.Array:
     """Greedy action over available actions only. q, avail [..., A] -> [...] int32."""
     return jnp.argmax(jnp.where(avail, q, jnp.finfo(q.dtype).min), axis=-1).astype(jnp.int32)

@@ -49,6 +49,8 @@ def train_env_variants(
     S = seeds_per_variant
     spec = make_env(jax.tree.map(lambda x: x[0], env_params)).spec
     algo = make_algo(cfg.algo, spec, cfg.env.agent_inputs)
+    if points is not None and (points < 1 or updates % points):
+        raise ValueError(f"updates={updates} must split into points={points} equal parts")
     per_point = updates if points is None else updates // points
 
     def lane(key, params):
