@@ -111,8 +111,13 @@ def learn_step(
         shapes = jax.eval_shape(learn, learner)[1]
         return learner, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
-    def each(learner):  # lanes differ (a host lane that lost episodes): a select that computes both
-        return jax.lax.cond(learning, learn, skip, learner)
+    def each(learner):  # lanes differ (a host lane that lost episodes): every lane learns, a lane that cannot keeps
+        # its state. Not a `cond` on the per-lane flag: under vmap that turns the length buckets' switch inside
+        # `learn` into a select too, which computes every bucket and holds all their temporaries at once.
+        learned, learned_metrics = learn(learner)
+        kept, skipped_metrics = skip(learner)
+        pick = lambda a, b: jnp.where(learning, a, b)  # noqa: E731
+        return jax.tree.map(pick, learned, kept), jax.tree.map(pick, learned_metrics, skipped_metrics)
 
     learning = buffers.can_sample(buffer, batch_size) & active & (learner.t_env >= learning_starts)
     if axis_name is None:
