@@ -55,6 +55,7 @@ def unroll(
     Returns (h_T [B, H], q [T, B, A...], hs [T, B, H]).
     """
 
+    @jax.checkpoint  # keep only the carry per step for the backward pass, recompute the rest (issue 21 item 5)
     def step(h, inputs):
         x_t, reset_t = inputs
         h = jnp.where(reset_t[:, None], jnp.zeros_like(h), h)
