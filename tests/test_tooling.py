@@ -321,3 +321,25 @@ def test_stag_hunt_episode_renders_to_a_gif(tmp_path):
     frames = write_gif("stag_hunt", env, episode, tmp_path / "hunt.gif")
     with Image.open(tmp_path / "hunt.gif") as gif:
         assert gif.n_frames == frames == int(episode["length"]) + 1
+
+
+def test_the_benchmarks_matmul_flop_count_multiplies_out_scans_loops_and_branches():
+    """experiments/bench_algos counts each update's matrix-multiply FLOPs from its jaxpr (XLA's cost analysis
+    counts a loop body once): hand-counted on one [128, 64] @ [64, 64] product (2 m n k FLOPs)."""
+    import jax.numpy as jnp
+
+    from experiments.bench_algos import matmul_flops
+
+    w, x = jnp.full((64, 64), 0.01), jnp.ones((128, 64))
+    one = 2 * 128 * 64 * 64
+
+    def recurrence(w):  # the carry feeds each product: nothing can be hoisted out of the scan
+        return jnp.sum(jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), x, None, length=5)[0])
+
+    assert matmul_flops(recurrence, w) == 5 * one
+    # Its gradient: the forward, then per step the carry's cotangent (c-bar w^T) and w's (c^T c-bar).
+    assert matmul_flops(jax.grad(recurrence), w) == 15 * one
+    # A traced trip count is a while loop: its count is given (e.g. POW's recogniser steps).
+    assert matmul_flops(lambda w, n: jax.lax.fori_loop(0, n, lambda i, c: c @ w, x), w, 3, while_trips=(7,)) == 7 * one
+    # A cond costs its costliest branch.
+    assert matmul_flops(lambda w, p: jax.lax.cond(p, lambda: x @ w, lambda: x @ w @ w), w, True) == 2 * one
