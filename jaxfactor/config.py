@@ -103,15 +103,13 @@ SWEEPABLE = {
 }
 """algo.* numbers that do not change shapes (the HParams leaves a grid may vary along the seed axis), with
 their allowed range (low, high, low end open): one table for the configured values and every grid value."""
-
-
 LAYOUTS = ("episodes", "segments")
 OPTIMIZERS = ("adam", "radam")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunnerConfig:
-    """How collected experience is laid out in the replay (README "Two storage layouts")."""
+    """How collected experience is laid out in the replay (README "Two storage layouts") and how lanes run."""
 
     layout: str = "episodes"
     """episodes: PyMARL2's, each stored row one whole episode from a reset (padded to its limit); segments:
@@ -119,6 +117,8 @@ class RunnerConfig:
     once inside the row."""
     segment_length: int = 128
     """Env steps per stored segment (layout=segments only)."""
+    lane_groups: int = 1
+    """Run each chunk's lanes in this many groups in turn (lanes g, g+groups, ...): one group's working memory."""
 
 
 @dataclasses.dataclass(frozen=True)

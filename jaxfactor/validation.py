@@ -88,6 +88,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.runner.layout not in LAYOUTS:
         raise ConfigError(f"runner.layout='{cfg.runner.layout}' is unknown; allowed: {', '.join(LAYOUTS)}")
     check_range("runner.segment_length", cfg.runner.segment_length, 1)
+    check_range("runner.lane_groups", cfg.runner.lane_groups, 1)
     if a.batch_size > a.buffer_size:
         raise ConfigError(
             f"algo.batch_size={a.batch_size} exceeds algo.buffer_size={a.buffer_size}; "

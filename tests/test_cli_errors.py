@@ -33,6 +33,15 @@ from jaxfactor.train import main
         (["checkpoint.every_steps=0"], ["checkpoint.every_steps=0", "allowed: [1, inf)"]),
         (["runner.layout=chunks"], ["runner.layout='chunks' is unknown", "allowed: episodes, segments"]),
         (["runner.segment_length=0"], ["runner.segment_length=0", "allowed: [1, inf)"]),
+        (["runner.lane_groups=0"], ["runner.lane_groups=0", "allowed: [1, inf)"]),
+        (
+            ["num_seeds=3", "runner.lane_groups=2"],
+            ["runner.lane_groups=2 does not split 3 lanes", "allowed: a divisor of 3"],
+        ),
+        (
+            ["env=sc2_3m", "env.simulator=fake", "num_seeds=2", "runner.lane_groups=2"],
+            ["runner.lane_groups=2 groups the lanes of the compiled chunk", "allowed: runner.lane_groups=1"],
+        ),
         (["algo.optimizer=sgd"], ["algo.optimizer='sgd' is unknown", "allowed: adam, radam"]),
         (["algo.epochs=0"], ["algo.epochs=0", "allowed: [1, inf)"]),
         (

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxfactor.algos.base import Algorithm
 from jaxfactor.config import RunConfig, segment_length
@@ -103,6 +104,21 @@ def greedy_summary(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def in_lane_groups(chunk: Callable, lanes: int, groups: int) -> Callable:
+    """`chunk` (over a lane axis) run on one group of lanes: grouped(runner [lanes], g) -> (runner with group g,
+    lanes g, g + groups, ..., advanced by one chunk, that group's metrics [lanes / groups, ...]). The other
+    groups are untouched, in place when the runner is donated; the working memory is one group's
+    (runner.lane_groups). Strided groups split over the devices like the whole lane axis."""
+
+    def grouped(runner: RunnerState, g: jax.Array) -> tuple[RunnerState, dict]:
+        view = jax.tree.map(lambda x: x.reshape((lanes // groups, groups) + x.shape[1:]), runner)
+        part, metrics = chunk(jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, g, 1, keepdims=False), view))
+        view = jax.tree.map(lambda x, p: jax.lax.dynamic_update_index_in_dim(x, p, g, 1), view, part)
+        return jax.tree.map(lambda x: x.reshape((lanes,) + x.shape[2:]), view), metrics
+
+    return grouped
+
+
 WORKING_MEMORY_FRACTION = 0.9  # of the memory free once the state is allocated: the rest for the runtime
 
 
@@ -117,7 +133,8 @@ def check_working_memory(compiled, lanes: int, batch_size: int) -> None:
         raise ConfigError(
             f"the compiled chunk needs {need / 2**30:.2f} GiB of working memory ({lanes} lanes learning "
             f"on algo.batch_size={batch_size} episodes each), more than {WORKING_MEMORY_FRACTION} of the "
-            f"{free / 2**30:.2f} GiB free; lower num_seeds, algo.batch_size or algo.length_buckets"
+            f"{free / 2**30:.2f} GiB free; raise runner.lane_groups or lower num_seeds, algo.batch_size or "
+            "algo.length_buckets"
         )
 
 
@@ -132,23 +149,37 @@ class DeviceBackend:
             on_trace()  # runs at trace time only: counts compilations of the chunk
             return chunk(runner)
 
-        self._chunk = jax.jit(over_lanes(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
+        self.lanes, self.batch_size, self.groups = local_lanes(cfg), cfg.algo.batch_size, cfg.runner.lane_groups
+        if self.groups == 1:
+            self._chunk = jax.jit(over_lanes(traced), donate_argnums=0, in_shardings=sharding, out_shardings=sharding)
+        else:  # one program for a group of lanes, called once per group (lanes._check_lane_groups)
+            grouped = in_lane_groups(over_lanes(traced), self.lanes, self.groups)
+            index = NamedSharding(sharding.mesh, PartitionSpec())
+            self._chunk = jax.jit(grouped, donate_argnums=0, in_shardings=(sharding, index), out_shardings=sharding)
         self._eval = jax.jit(jax.vmap(make_evaluate(algo, env, cfg.env.test_episodes)), out_shardings=sharding)
-        self.lanes, self.batch_size = local_lanes(cfg), cfg.algo.batch_size
         self._compiled = None
 
     def compile(self, runner: RunnerState) -> float:
         """Compiles the chunk for this state's shapes; returns the seconds it took. Refuses a chunk whose
         working memory does not fit what is free once the state is allocated."""
         t0 = time.perf_counter()
-        self._compiled = self._chunk.lower(runner).compile()
-        check_working_memory(self._compiled, self.lanes, self.batch_size)
+        args = (runner,) if self.groups == 1 else (runner, np.int32(0))
+        self._compiled = self._chunk.lower(*args).compile()
+        check_working_memory(self._compiled, self.lanes // self.groups, self.batch_size)
         return time.perf_counter() - t0
 
     def chunk(self, runner: RunnerState) -> tuple[RunnerState, dict[str, np.ndarray]]:
         """One chunk for every lane: the new state and per-update metrics [lanes, updates] on the host."""
-        runner, metrics = self._compiled(runner)
-        return runner, gather(metrics)
+        assert self._compiled is not None, "compile() first"
+        if self.groups == 1:
+            runner, metrics = self._compiled(runner)
+            return runner, gather(metrics)
+        parts = []
+        for g in range(self.groups):
+            runner, metrics = self._compiled(runner, np.int32(g))
+            parts.append(gather(metrics))
+        # Group g's row i is lane i * groups + g.
+        return runner, {k: np.stack([p[k] for p in parts], 1).reshape((-1,) + parts[0][k].shape[1:]) for k in parts[0]}
 
     def evaluate(self, runner: RunnerState, keys: jax.Array) -> dict[str, np.ndarray]:
         """Greedy return, win rate and length per lane, at each lane's env-step count."""

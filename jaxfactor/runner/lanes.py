@@ -48,6 +48,7 @@ def setup(cfg: RunConfig) -> Setup:
     s = Setup(cfg, *build(cfg), seed_sharding(cfg))
     _check_host_settings(s)
     _check_layout(s)
+    _check_lane_groups(s)
     return s
 
 
@@ -59,6 +60,29 @@ def _check_layout(s: Setup) -> None:
         raise ConfigError(
             f"runner.layout=segments collects inside the compiled program, but env.kind="
             f"{s.cfg.env.kind} is a host simulator; allowed: runner.layout=episodes for host simulators"
+        )
+
+
+def _check_lane_groups(s: Setup) -> None:
+    """Lane groups run one after another in the device backend, each split over the devices like the lanes."""
+    from jaxfactor.hostenvs import HostEnvFactory
+
+    groups, lanes, devices = s.cfg.runner.lane_groups, num_lanes(s.cfg), s.sharding.mesh.size
+    if groups == 1:
+        return
+    if isinstance(s.env, HostEnvFactory):
+        raise ConfigError(
+            f"runner.lane_groups={groups} groups the lanes of the compiled chunk, but env.kind={s.cfg.env.kind} "
+            "is a host simulator; allowed: runner.lane_groups=1 for host simulators"
+        )
+    if jax.process_count() > 1:
+        raise ConfigError(
+            f"runner.lane_groups={groups} runs in one process, this run spans {jax.process_count()}; allowed: 1"
+        )
+    if lanes % (groups * devices):
+        raise ConfigError(
+            f"runner.lane_groups={groups} does not split {lanes} lanes over {devices} device(s) evenly; "
+            f"allowed: a divisor of {lanes // devices}"
         )
 
 
