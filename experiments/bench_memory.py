@@ -4,6 +4,8 @@ targets and optimiser state from their abstract shapes, and the process's peak R
 checkpoint). One configuration per process: RSS peaks never go down.
 
     python -m experiments.bench_memory --env predator_prey_p0 --seeds 16 --buffer 512 [--checkpoint-buffer]
+    python -m experiments.bench_memory --seeds 16 --buffer 5000 \
+        --extra runner.lane_groups=16 max_buffer_memory_fraction=0.7
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import resource
 import tempfile
+import time
 
 import jax
 
@@ -49,7 +52,9 @@ def main() -> None:
     )
     state = abstract_lanes(cfg, build(cfg)[1])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    t0 = time.perf_counter()
     run(cfg)
+    run_s = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     replay, learner = gib(state.buffer), gib(state.learner)
     print(
@@ -66,6 +71,7 @@ def main() -> None:
                 "rss_before_run_gib": round(before, 3),
                 "peak_rss_gib": round(peak, 3),
                 "peak_over_state": round(peak / (replay + learner), 2),
+                "run_s": round(run_s, 1),
             }
         )
     )
