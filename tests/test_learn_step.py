@@ -362,7 +362,7 @@ def test_the_length_buckets_share_one_working_memory_when_lanes_differ():
     assert four < 1.3 * one, f"4 length buckets need {four / one:.2f}x the working memory of one"
 
 
-def test_lanes_in_groups_end_bit_identical_to_all_lanes_at_once_in_less_working_memory():
+def test_lanes_in_groups_end_where_all_lanes_at_once_do_in_less_working_memory():
     """runner.lane_groups=2 runs each chunk for lanes {0, 2}, then {1, 3} (issue 21 item 5): every lane ends where
     the all-lanes program leaves it (one batch length, so no lane's bucket depends on the others; XLA:CPU rounds
     a 2-lane vmap differently from a 4-lane one, by ~1e-7 per gradient), and the compiled program holds one group's
