@@ -23,7 +23,7 @@ from experiments.bench_padding import timed
 from experiments.common import make_cfg, save_table
 from jaxfactor import buffers
 from jaxfactor.runner.lanes import build, init_lanes
-from jaxfactor.runner.learn import bucket_lengths, over_lanes, update_on_real_slots
+from jaxfactor.runner.learn import bucket_index, bucket_lengths, over_lanes, update_on_real_slots
 from jaxfactor.runner.rollout import rollout
 
 ALGOS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "algo").glob("[!_]*.yaml"))
@@ -70,8 +70,8 @@ def matmul_flops(fn: Callable, *args, while_trips: tuple[int, ...] = ()) -> floa
 
 def bucket_length(batch, count: int) -> int:
     """The compiled length `update_on_real_slots` trains this batch [lanes, B, T, ...] at."""
-    needed = int(jnp.max(jnp.sum(batch.filled, axis=-1)))
-    return next(n for n in bucket_lengths(batch.filled.shape[-1], count) if n >= needed)
+    lengths = bucket_lengths(batch.filled.shape[-1], count)
+    return lengths[int(bucket_index(lengths, jnp.max(jnp.sum(batch.filled, axis=-1))))]
 
 
 def seconds_per_update(algo_name: str, env_name: str, batch: int, repeats: int) -> tuple[float, float]:

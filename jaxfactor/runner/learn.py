@@ -143,6 +143,12 @@ def bucket_lengths(slots: int, count: int) -> tuple[int, ...]:
     return tuple(sorted({max(2, -(-slots * (i + 1) // count)) for i in range(count)}))
 
 
+def bucket_index(lengths: tuple[int, ...], needed: jax.Array) -> jax.Array:
+    """Which of the compiled `lengths` a batch whose longest episode fills `needed` slots trains at: the first
+    one holding it."""
+    return jnp.searchsorted(jnp.asarray(lengths, jnp.int32), needed)
+
+
 def update_on_real_slots(
     algo: Algorithm, learner: LearnerState, batch: Episodes, key: jax.Array, count: int, axis_name: str | None
 ) -> tuple[LearnerState, Metrics]:
@@ -156,7 +162,7 @@ def update_on_real_slots(
     needed = jnp.max(jnp.sum(batch.filled, axis=1, dtype=jnp.int32))
     if axis_name is not None:
         needed = jax.lax.pmax(needed, axis_name)
-    index = jnp.searchsorted(jnp.asarray(lengths, jnp.int32), needed)  # the first length >= needed
+    index = bucket_index(lengths, needed)
 
     def cut(length):
         return lambda learner: algo.update(learner, jax.tree.map(lambda x: x[:, :length], batch), key)
