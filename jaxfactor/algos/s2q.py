@@ -162,6 +162,7 @@ class S2Q(Factorised):
         B, T, N, _ = x.shape
         h0 = jnp.zeros((self.heads, B, N, self.cfg.agent_hidden_dim))
 
+        @jax.checkpoint  # as the agents' own unroll: keep only the carry per step for the backward pass
         def step(h, inputs):  # all heads advance together: z_t comes from sub-value 0's previous state
             x_t, reset_t = inputs
             h = jnp.where(reset_t[None, :, None, None], 0.0, h)  # an episode starts in this row (segments)
