@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jaxfactor tests experiments
 	$(VENV)/bin/ruff format --check jaxfactor tests experiments
-	$(VENV)/bin/basedpyright
+	$(VENV)/bin/basedpyright --baselinemode=lock
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m experiments.bench $(ARGS)
